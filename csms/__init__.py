@@ -1,0 +1,1 @@
+"""Charging Station Management System: event-sourced core, shared by every role."""

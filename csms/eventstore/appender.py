@@ -1,0 +1,159 @@
+"""Group commit: concurrent appends share one transaction, one round trip of inserts and one fsync."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from uuid import UUID
+
+import asyncpg
+
+from csms.eventstore.errors import EventStoreError
+from csms.eventstore.recorder import Commit, Outcome, Submission, write_batch
+from csms.eventstore.records import AppendResult, NewEvent
+
+BatchObserver = Callable[[int, int, float], None]
+"""Called after each committed batch with (submissions, events, seconds): the metrics hook."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    commit: Commit
+    size: int
+    future: asyncio.Future[list[AppendResult]] = field(repr=False)
+
+
+class GroupCommitAppender:
+    """Batches appends from many concurrent callers into single transactions.
+
+    Each `append` waits until its own events are committed (durable) or rejected. When the writer is
+    idle, the first append opens a window of `window_seconds` (or until `max_batch` events wait) to
+    gather company; appends that arrive while a batch is being committed go in the next batch at once.
+    A stale expected version fails only its own caller: the recorder leaves that submission out.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        window_seconds: float = 0.002,
+        max_batch: int = 500,
+        on_batch: BatchObserver | None = None,
+    ) -> None:
+        self._pool = pool
+        self._window = window_seconds
+        self._max_batch = max_batch
+        self._on_batch = on_batch
+        self._queue: deque[_Pending] = deque()
+        self._queued_events = 0
+        self._wakeup = asyncio.Event()
+        self._enough = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def append(
+        self, stream_id: UUID, expected_version: int, events: Sequence[NewEvent]
+    ) -> AppendResult:
+        """Append `events` to `stream_id` if it is at `expected_version`; return once committed.
+
+        Raises `ConcurrencyError` (stale version) or the database error that failed the batch.
+        """
+        (result,) = await self.append_all([Submission(stream_id, expected_version, events)])
+        return result
+
+    async def append_all(self, submissions: Sequence[Submission]) -> list[AppendResult]:
+        """Append to several streams atomically: all commit or, on any stale version, none does."""
+        if self._closed:
+            raise EventStoreError("the appender is closed")
+        size = sum(len(s.events) for s in submissions)
+        if size == 0:
+            raise ValueError("nothing to append")
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._run(), name="event-store-group-commit")
+        future: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(tuple(submissions), size, future))
+        self._queued_events += size
+        self._wakeup.set()
+        if self._queued_events >= self._max_batch:
+            self._enough.set()
+        return await future
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop the writer."""
+        self._closed = True
+        self._wakeup.set()
+        self._enough.set()
+        if self._writer is not None:
+            await self._writer
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closed:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                # The first append after an idle spell waits briefly for others to join it.
+                if self._window > 0 and self._queued_events < self._max_batch and not self._closed:
+                    self._enough.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._enough.wait(), self._window)
+                continue
+            batch = self._take_batch()
+            await self._commit(batch)
+
+    def _take_batch(self) -> list[_Pending]:
+        batch: list[_Pending] = []
+        events = 0
+        # Always take at least one submission, even one larger than max_batch.
+        while self._queue and (not batch or events + self._queue[0].size <= self._max_batch):
+            pending = self._queue.popleft()
+            events += pending.size
+            batch.append(pending)
+        self._queued_events -= events
+        return batch
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            outcomes = await self._write([p.commit for p in batch])
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+            if len(batch) == 1:
+                _settle(batch[0].future, error)
+                return
+            # A bad submission (say, data the database rejects) must not fail its neighbours:
+            # retry each alone. The failed transaction committed nothing, so this cannot duplicate.
+            for pending in batch:
+                try:
+                    (outcome,) = await self._write([pending.commit])
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as single_error:
+                    _settle(pending.future, single_error)
+                else:
+                    _settle(pending.future, outcome)
+            return
+        except BaseException as error:
+            for pending in batch:
+                _settle(pending.future, error)
+            raise
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            _settle(pending.future, outcome)
+        if self._on_batch is not None:
+            events = sum(p.size for p in batch)
+            self._on_batch(len(batch), events, loop.time() - started)
+
+    async def _write(self, commits: list[Commit]) -> list[Outcome]:
+        async with self._pool.acquire() as connection:
+            return await write_batch(connection, commits)
+
+
+def _settle(future: asyncio.Future[list[AppendResult]], outcome: Outcome | BaseException) -> None:
+    if future.done():  # the caller was cancelled; its events are committed (or not) regardless
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

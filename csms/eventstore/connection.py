@@ -1,0 +1,79 @@
+"""Connection pools for the event store, with per-connection JSON codecs and start-up retries."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import asyncpg
+import orjson
+
+# jsonb's binary wire format is a version byte (1) followed by the JSON text: sending orjson's bytes
+# directly skips a decode/encode round through `str` on every event.
+_JSONB_VERSION = b"\x01"
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return _JSONB_VERSION + bytes(value)
+    return _JSONB_VERSION + orjson.dumps(value)
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return orjson.loads(data[1:])
+
+
+async def init_connection(connection: asyncpg.Connection) -> None:
+    """Register the JSON codecs every connection of ours uses."""
+    await connection.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
+        format="binary",
+    )
+
+
+class DatabaseUnavailableError(RuntimeError):
+    """Postgres could not be reached at start-up."""
+
+
+async def create_pool(
+    database_url: str,
+    *,
+    max_size: int = 10,
+    min_size: int = 1,
+    retry_seconds: float = 0.0,
+) -> asyncpg.Pool:
+    """Open a pool, retrying with back-off for up to `retry_seconds` while Postgres is unreachable."""
+    deadline = time.monotonic() + retry_seconds
+    delay = 0.1
+    while True:
+        try:
+            pool = await asyncpg.create_pool(
+                database_url,
+                min_size=min(min_size, max_size),
+                max_size=max_size,
+                init=init_connection,
+            )
+        except (TimeoutError, OSError, asyncpg.PostgresError) as error:
+            if time.monotonic() + delay > deadline:
+                raise DatabaseUnavailableError(
+                    f"cannot reach Postgres at {_redact(database_url)}: {error}"
+                ) from error
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        else:
+            assert pool is not None
+            return pool
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for error messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}@{host}"

@@ -1,0 +1,137 @@
+"""Load aggregates from their streams and save their new events with the right expected version."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from functools import reduce
+from typing import Any, TypeVar
+from uuid import UUID
+
+from csms.eventstore.codec import EventCodec
+from csms.eventstore.errors import AggregateNotFoundError, ConcurrencyError
+from csms.eventstore.recorder import Submission
+from csms.eventstore.records import AppendResult
+from csms.eventstore.store import EventStore
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+class AggregateCache:
+    """Aggregates kept in memory by the process that owns them (their single writer).
+
+    Only committed state is cached: `Repository.save` puts an aggregate back after its events commit,
+    and evicts it when the commit fails, so a cached aggregate never holds events the log lacks.
+    """
+
+    def __init__(self, max_size: int = 10_000) -> None:
+        self._items: OrderedDict[UUID, Any] = OrderedDict()
+        self._max_size = max_size
+
+    def get(self, aggregate_id: UUID) -> Any | None:
+        item = self._items.get(aggregate_id)
+        if item is not None:
+            self._items.move_to_end(aggregate_id)
+        return item
+
+    def put(self, aggregate_id: UUID, aggregate: Any) -> None:
+        self._items[aggregate_id] = aggregate
+        self._items.move_to_end(aggregate_id)
+        while len(self._items) > self._max_size:
+            self._items.popitem(last=False)
+
+    def evict(self, aggregate_id: UUID) -> None:
+        self._items.pop(aggregate_id, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class Repository:
+    """Aggregates in, events out: the write side's only way to the event store."""
+
+    def __init__(self, store: EventStore, codec: EventCodec, cache: AggregateCache | None = None) -> None:
+        self._store = store
+        self._codec = codec
+        self._cache = cache
+
+    async def get(self, aggregate_id: UUID, cls: type[A]) -> A:
+        """The aggregate rebuilt from its events (or from the owner's cache), at its latest version."""
+        if self._cache is not None:
+            cached = self._cache.get(aggregate_id)
+            if cached is not None:
+                return _checked(cached, cls, aggregate_id)
+        recorded = await self._store.read_stream(aggregate_id)
+        if not recorded:
+            raise AggregateNotFoundError(aggregate_id)
+        events = [self._codec.decode(r) for r in recorded]
+        aggregate = reduce(lambda agg, event: event.mutate(agg), events, None)
+        aggregate = _checked(aggregate, cls, aggregate_id)
+        if self._cache is not None:
+            self._cache.put(aggregate_id, aggregate)
+        return aggregate
+
+    async def save(self, *aggregates: Any, metadata: Mapping[str, Any] | None = None) -> list[AppendResult]:
+        """Append the aggregates' pending events atomically; all commit or none do.
+
+        Raises `ConcurrencyError` if any aggregate's stream moved on since it was loaded.
+        """
+        submissions: list[Submission] = []
+        for aggregate in aggregates:
+            pending = aggregate.collect_events()
+            if not pending:
+                continue
+            expected = pending[0].originator_version - 1
+            encoded = [self._codec.encode(event, metadata) for event in pending]
+            submissions.append(Submission(aggregate.id, expected, encoded))
+        if not submissions:
+            return []
+        try:
+            results = await self._store.append_all(submissions)
+        except BaseException:
+            if self._cache is not None:
+                for aggregate in aggregates:
+                    self._cache.evict(aggregate.id)
+            raise
+        if self._cache is not None:
+            for aggregate in aggregates:
+                self._cache.put(aggregate.id, aggregate)
+        return results
+
+    async def execute(
+        self,
+        aggregate_id: UUID,
+        cls: type[A],
+        command: Callable[[A], Awaitable[R] | R],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        retries: int = 3,
+    ) -> R:
+        """Load, run `command` on the aggregate, save; on a concurrency conflict reload and retry."""
+        for attempt in range(retries + 1):
+            aggregate = await self.get(aggregate_id, cls)
+            try:
+                result = command(aggregate)
+                if isinstance(result, Awaitable):
+                    result = await result
+                await self.save(aggregate, metadata=metadata)
+            except ConcurrencyError:
+                if self._cache is not None:
+                    self._cache.evict(aggregate_id)
+                if attempt == retries:
+                    raise
+                continue
+            except BaseException:
+                # A command that failed half-way may have left uncommitted events on the instance.
+                if self._cache is not None:
+                    self._cache.evict(aggregate_id)
+                raise
+            return result
+        raise AssertionError("unreachable")
+
+
+def _checked(aggregate: Any, cls: type[A], aggregate_id: UUID) -> A:
+    if not isinstance(aggregate, cls):
+        raise AggregateNotFoundError(aggregate_id)
+    return aggregate

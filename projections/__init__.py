@@ -1,0 +1,1 @@
+"""Projectors: position-tracked consumers of the event log that build read models."""

@@ -1,0 +1,1 @@
+"""Read side: the HTTP query API, served only from read models."""

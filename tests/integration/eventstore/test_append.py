@@ -1,0 +1,164 @@
+"""Appending: versions, optimistic concurrency, atomic multi-stream commits, group commit."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+
+from csms.eventstore import ConcurrencyError, EventStore, Submission
+from tests.integration.eventstore.conftest import new_event
+
+
+async def test_append_assigns_versions_and_reads_back_in_order(store: EventStore) -> None:
+    stream = uuid.uuid4()
+    first = await store.append(stream, 0, [new_event(1), new_event(2)])
+    second = await store.append(stream, 2, [new_event(3)])
+
+    assert (first.version, second.version) == (2, 3)
+    assert second.position == first.position + 1
+    events = await store.read_stream(stream)
+    assert [e.stream_version for e in events] == [1, 2, 3]
+    assert [e.data["n"] for e in events] == [1, 2, 3]
+    assert events[0].metadata == {"correlation_id": "c-1"}
+    assert events[0].recorded_at.tzinfo is not None
+
+
+async def test_stale_expected_version_names_stream_and_both_versions(store: EventStore) -> None:
+    stream = uuid.uuid4()
+    await store.append(stream, 0, [new_event(1), new_event(2)])
+
+    with pytest.raises(ConcurrencyError) as raised:
+        await store.append(stream, 1, [new_event(3)])
+
+    assert raised.value.stream_id == stream
+    assert (raised.value.expected_version, raised.value.actual_version) == (1, 2)
+    assert str(stream) in str(raised.value)
+    assert "expected version 1" in str(raised.value)
+    assert "at version 2" in str(raised.value)
+    assert len(await store.read_stream(stream)) == 2
+
+
+async def test_appending_to_a_new_stream_twice_conflicts(store: EventStore) -> None:
+    stream = uuid.uuid4()
+    results = await asyncio.gather(
+        store.append(stream, 0, [new_event(1)]),
+        store.append(stream, 0, [new_event(2)]),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, ConcurrencyError) for r in results) == 1
+    assert len(await store.read_stream(stream)) == 1
+
+
+async def test_append_all_is_atomic_across_streams(store: EventStore) -> None:
+    charger, session = uuid.uuid4(), uuid.uuid4()
+    await store.append(charger, 0, [new_event(1)])
+
+    with pytest.raises(ConcurrencyError):
+        await store.append_all(
+            [Submission(session, 0, [new_event(2)]), Submission(charger, 0, [new_event(3)])]
+        )
+    assert await store.read_stream(session) == []
+
+    results = await store.append_all(
+        [Submission(session, 0, [new_event(2)]), Submission(charger, 1, [new_event(3)])]
+    )
+    assert [(r.stream_id, r.version) for r in results] == [(session, 1), (charger, 2)]
+    assert results[1].position == results[0].position + 1
+
+
+async def test_group_commit_batches_concurrent_callers_and_fails_only_the_stale_one(
+    store_pool: asyncpg.Pool, database_url: str
+) -> None:
+    batches: list[tuple[int, int]] = []
+    store = EventStore(
+        store_pool,
+        database_url,
+        window_seconds=0.2,  # wide enough that all 20 callers join one batch on a busy machine
+        max_batch=1000,
+        on_batch=lambda submissions, events, _seconds: batches.append((submissions, events)),
+    )
+    try:
+        stale_stream = uuid.uuid4()
+        await store.append(stale_stream, 0, [new_event(0)])
+        batches.clear()
+        streams = [uuid.uuid4() for _ in range(19)]
+        calls = [store.append(s, 0, [new_event(i), new_event(i)]) for i, s in enumerate(streams)]
+        calls.insert(7, store.append(stale_stream, 0, [new_event(99)]))
+
+        results = await asyncio.gather(*calls, return_exceptions=True)
+
+        failures = [r for r in results if isinstance(r, BaseException)]
+        assert len(failures) == 1
+        assert isinstance(failures[0], ConcurrencyError)
+        assert failures[0].stream_id == stale_stream
+        assert batches == [(20, 39)]
+        for stream in streams:
+            assert [e.stream_version for e in await store.read_stream(stream)] == [1, 2]
+        assert len(await store.read_stream(stale_stream)) == 1
+        positions = sorted(r.position for r in results if not isinstance(r, BaseException))
+        assert positions == list(range(positions[0], positions[0] + 38, 2))
+    finally:
+        await store.close()
+
+
+async def test_a_rejected_submission_does_not_fail_its_batch(
+    store_pool: asyncpg.Pool, database_url: str
+) -> None:
+    """Data Postgres refuses (here: a NUL character in JSON) fails its caller alone."""
+    store = EventStore(store_pool, database_url, window_seconds=0.2)
+    try:
+        good = [uuid.uuid4() for _ in range(5)]
+        bad = uuid.uuid4()
+        from csms.eventstore import NewEvent
+
+        calls = [store.append(s, 0, [new_event(1)]) for s in good]
+        calls.append(store.append(bad, 0, [NewEvent("Test.Bad", b'{"text": "\\u0000"}')]))
+        results = await asyncio.gather(*calls, return_exceptions=True)
+
+        assert all(not isinstance(r, BaseException) for r in results[:5])
+        assert isinstance(results[5], asyncpg.PostgresError)
+        for stream in good:
+            assert len(await store.read_stream(stream)) == 1
+    finally:
+        await store.close()
+
+
+async def test_n_writers_m_appends_with_conflicts_lose_and_duplicate_nothing(
+    store: EventStore,
+) -> None:
+    streams = [uuid.uuid4() for _ in range(3)]
+    writers, appends_each = 12, 25
+    conflicts = 0
+
+    async def writer(w: int) -> int:
+        nonlocal conflicts
+        done = 0
+        for m in range(appends_each):
+            stream = streams[(w + m) % len(streams)]
+            while True:
+                version = len(await store.read_stream(stream))
+                try:
+                    await store.append(stream, version, [new_event(w * 1000 + m)])
+                except ConcurrencyError:
+                    conflicts += 1
+                    continue
+                done += 1
+                break
+        return done
+
+    committed = sum(await asyncio.gather(*(writer(w) for w in range(writers))))
+
+    assert committed == writers * appends_each
+    assert conflicts > 0, "the test must exercise conflicts to prove anything"
+    seen: set[int] = set()
+    total = 0
+    for stream in streams:
+        events = await store.read_stream(stream)
+        assert [e.stream_version for e in events] == list(range(1, len(events) + 1))
+        seen.update(e.data["n"] for e in events)
+        total += len(events)
+    assert total == committed
+    assert len(seen) == committed  # each (writer, m) exactly once

@@ -1,0 +1,1 @@
+"""Write side: the HTTP command API and the OCPP gateway, which turn requests into events."""
