@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,9 +28,9 @@ class _Pending:
 class GroupCommitAppender:
     """Batches appends from many concurrent callers into single transactions.
 
-    Each `append` waits until its own events are committed (durable) or rejected. When the writer is
-    idle, the first append opens a window of `window_seconds` (or until `max_batch` events wait) to
-    gather company; appends that arrive while a batch is being committed go in the next batch at once.
+    Each `append` waits until its own events are committed (durable) or rejected. Appends that arrive
+    while a batch is being committed go together in the next one; after an idle spell the first one
+    waits (at most `window_seconds`, or until `max_batch` events wait) while others keep joining it.
     A stale expected version fails only its own caller: the recorder leaves that submission out.
     """
 
@@ -50,7 +49,6 @@ class GroupCommitAppender:
         self._queue: deque[_Pending] = deque()
         self._queued_events = 0
         self._wakeup = asyncio.Event()
-        self._enough = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -77,15 +75,12 @@ class GroupCommitAppender:
         self._queue.append(_Pending(tuple(submissions), size, future))
         self._queued_events += size
         self._wakeup.set()
-        if self._queued_events >= self._max_batch:
-            self._enough.set()
         return await future
 
     async def close(self) -> None:
         """Commit what is queued, then stop the writer."""
         self._closed = True
         self._wakeup.set()
-        self._enough.set()
         if self._writer is not None:
             await self._writer
 
@@ -96,14 +91,25 @@ class GroupCommitAppender:
                     return
                 self._wakeup.clear()
                 await self._wakeup.wait()
-                # The first append after an idle spell waits briefly for others to join it.
-                if self._window > 0 and self._queued_events < self._max_batch and not self._closed:
-                    self._enough.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._enough.wait(), self._window)
+                await self._gather_company()
                 continue
             batch = self._take_batch()
             await self._commit(batch)
+
+    async def _gather_company(self) -> None:
+        """After an idle spell, let appends arriving together share the first one's commit.
+
+        The writer yields to the event loop for as long as newcomers keep joining the queue, at most
+        `window_seconds` and until `max_batch` events wait. Callers woken by the previous commit
+        (and requests that arrived in the same tick) all get in; a lone caller pays one loop tick,
+        not the whole window. Appends arriving while a commit is in flight go in the next batch.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._window
+        queued = -1
+        while len(self._queue) != queued and self._queued_events < self._max_batch and loop.time() < deadline:
+            queued = len(self._queue)
+            await asyncio.sleep(0)
 
     def _take_batch(self) -> list[_Pending]:
         batch: list[_Pending] = []

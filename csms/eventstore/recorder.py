@@ -22,13 +22,16 @@ Executor = Connection | asyncpg.Pool
 
 _COLUMNS = "position, stream_id, stream_version, topic, schema_version, data, metadata, recorded_at"
 
-# Under the lock, max(position) is stable: one backward step on the primary key index. Each stream's
-# version is one backward step on the (stream_id, stream_version) index. One round trip for both.
+# Under the lock these are stable. The head is one backward step on the primary key; each stream's
+# version is one backward step on the (stream_id, stream_version) index. The correlated LIMIT 1 form
+# keeps those index probes even under a generic prepared plan built from stale statistics, where
+# `stream_id = ANY($1) GROUP BY` can degrade into a scan of the whole table. One round trip for both.
 _HEADS = """
-SELECT NULL::uuid AS stream_id, coalesce(max(position), 0)::bigint AS head FROM events
+SELECT NULL::uuid AS stream_id, (SELECT position FROM events ORDER BY position DESC LIMIT 1) AS head
 UNION ALL
-SELECT stream_id, max(stream_version)::bigint FROM events
-WHERE stream_id = ANY($1::uuid[]) GROUP BY stream_id
+SELECT s.id, (SELECT e.stream_version FROM events e WHERE e.stream_id = s.id
+              ORDER BY e.stream_version DESC LIMIT 1)
+FROM unnest($1::uuid[]) AS s(id)
 """
 
 # One statement inserts the whole batch from arrays and notifies listeners; the data-modifying CTE
@@ -77,8 +80,8 @@ async def write_batch(connection: Connection, batch: Sequence[Commit]) -> list[O
         head = 0
         for row in await connection.fetch(_HEADS, stream_ids):
             if row["stream_id"] is None:
-                head = row["head"]
-            else:
+                head = row["head"] or 0
+            elif row["head"] is not None:
                 versions[row["stream_id"]] = row["head"]
 
         rows = _Rows()
