@@ -1,0 +1,145 @@
+"""The repository: aggregates rebuilt from the real store, saved with the right expected version."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+from eventsourcing.domain import Aggregate, event
+
+from csms.eventstore import (
+    AggregateCache,
+    AggregateNotFoundError,
+    ConcurrencyError,
+    EventCodec,
+    EventStore,
+    Repository,
+)
+from csms.eventstore.codec import Upcaster
+
+AT = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+class Counter(Aggregate):
+    @event("Opened")
+    def __init__(self, id: UUID, name: str, timestamp: datetime) -> None:
+        self.name = name
+        self.total = 0
+
+    def add(self, amount: int, at: datetime) -> None:
+        if amount <= 0:
+            raise ValueError("amount must be positive")
+        self._added(amount=amount, timestamp=at)
+
+    @event("Added")
+    def _added(self, amount: int, timestamp: datetime) -> None:
+        self.total += amount
+
+
+@dataclass(frozen=True)
+class Spec:
+    topic: str
+    cls: type[Any]
+    version: int = 1
+    upcasters: Mapping[int, Upcaster] = field(default_factory=dict)
+
+
+CODEC = EventCodec(
+    [Spec("Counter.Opened", vars(Counter)["Opened"]), Spec("Counter.Added", vars(Counter)["Added"])]
+)
+
+
+async def test_saved_aggregates_load_back_equal(store: EventStore) -> None:
+    repository = Repository(store, CODEC)
+    counter = Counter(id=uuid.uuid4(), name="kWh", timestamp=AT)
+    counter.add(5, AT + timedelta(seconds=1))
+    (result,) = await repository.save(counter, metadata={"correlation_id": "req-1"})
+
+    loaded = await repository.get(counter.id, Counter)
+
+    assert result.version == 2
+    assert loaded == counter
+    assert loaded.total == 5
+    stored = await store.read_stream(counter.id)
+    assert [e.topic for e in stored] == ["Counter.Opened", "Counter.Added"]
+    assert stored[1].metadata == {"correlation_id": "req-1"}
+
+
+async def test_missing_aggregate_is_reported(store: EventStore) -> None:
+    missing = uuid.uuid4()
+    with pytest.raises(AggregateNotFoundError, match=str(missing)):
+        await Repository(store, CODEC).get(missing, Counter)
+
+
+async def test_two_writers_from_the_same_version_conflict(store: EventStore) -> None:
+    repository = Repository(store, CODEC)
+    counter = Counter(id=uuid.uuid4(), name="kWh", timestamp=AT)
+    await repository.save(counter)
+    first, second = await repository.get(counter.id, Counter), await repository.get(counter.id, Counter)
+    first.add(1, AT)
+    second.add(2, AT)
+    await repository.save(first)
+
+    with pytest.raises(ConcurrencyError):
+        await repository.save(second)
+    assert (await repository.get(counter.id, Counter)).total == 1
+
+
+async def test_execute_retries_a_command_after_a_conflict(store: EventStore) -> None:
+    repository = Repository(store, CODEC)
+    counter = Counter(id=uuid.uuid4(), name="kWh", timestamp=AT)
+    await repository.save(counter)
+
+    def adder(amount: int) -> Callable[[Counter], None]:
+        return lambda c: c.add(amount, AT)
+
+    # Five concurrent commands from one version: each round, one wins and the rest reload and retry.
+    await asyncio.gather(*(repository.execute(counter.id, Counter, adder(n), retries=5) for n in range(1, 6)))
+
+    assert (await repository.get(counter.id, Counter)).total == 15
+    assert len(await store.read_stream(counter.id)) == 6
+
+
+async def test_saving_several_aggregates_is_atomic(store: EventStore) -> None:
+    repository = Repository(store, CODEC)
+    a = Counter(id=uuid.uuid4(), name="a", timestamp=AT)
+    await repository.save(a)
+    stale = await repository.get(a.id, Counter)
+    a.add(1, AT)
+    await repository.save(a)
+    b = Counter(id=uuid.uuid4(), name="b", timestamp=AT)
+    stale.add(5, AT)
+
+    with pytest.raises(ConcurrencyError):
+        await repository.save(b, stale)
+    with pytest.raises(AggregateNotFoundError):
+        await repository.get(b.id, Counter)
+
+
+async def test_cache_serves_the_owner_and_never_holds_uncommitted_events(store: EventStore) -> None:
+    cache = AggregateCache(max_size=2)
+    repository = Repository(store, CODEC, cache)
+    counter = Counter(id=uuid.uuid4(), name="kWh", timestamp=AT)
+    await repository.save(counter)
+    assert await repository.get(counter.id, Counter) is counter
+
+    # Another process appends behind the owner's back: the owner's save conflicts and the stale
+    # instance is evicted, so the retry inside `execute` reloads from the store.
+    outsider = Repository(store, CODEC)
+    other = await outsider.get(counter.id, Counter)
+    other.add(10, AT)
+    await outsider.save(other)
+
+    await repository.execute(counter.id, Counter, lambda c: c.add(1, AT))
+    assert (await repository.get(counter.id, Counter)).total == 11
+
+    with pytest.raises(ValueError, match="positive"):
+        await repository.execute(counter.id, Counter, lambda c: c.add(0, AT))
+    assert cache.get(counter.id) is None
+    assert (await repository.get(counter.id, Counter)).total == 11
