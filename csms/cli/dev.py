@@ -1,0 +1,44 @@
+"""`csms dev`: the whole system on one machine, from nothing installed to serving, in one command."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from csms.cli.roles import ROLES, RoleContext, run_roles
+from csms.cli.runtime import run, wait_for_stop_signal
+from csms.connectivity import wait_for_servers
+from csms.demo import seed_demo
+from csms.embedded import Servers, resolve_servers
+from csms.migrations import migrate
+from csms.observability.logging import configure_logging
+from csms.settings import Settings
+
+_log = logging.getLogger(__name__)
+
+
+@click.command()
+@click.pass_obj
+def dev(settings: Settings) -> None:
+    """Run every role in one process until Ctrl-C.
+
+    Starts embedded Postgres and Redis under CSMS_DATA_DIR unless CSMS_DATABASE_URL / CSMS_REDIS_URL are
+    set, applies migrations, seeds the demo company with its stations and chargers, then serves.
+    """
+    configure_logging(settings.log_level)
+    with resolve_servers(settings) as servers:
+        run(_dev(settings, servers))
+
+
+async def _dev(settings: Settings, servers: Servers) -> None:
+    await wait_for_servers(
+        database_url=servers.database_url,
+        redis_url=servers.redis_url,
+        retry_seconds=settings.startup_retry_seconds,
+    )
+    applied = await migrate(servers.database_url)
+    _log.info("schema is current", extra={"applied": applied})
+    await seed_demo(servers.database_url)
+    _log.info("demo data is in place")
+    await run_roles(ROLES.values(), RoleContext(settings, servers), wait_for_stop_signal())

@@ -1,0 +1,91 @@
+"""The roles a process can serve (`csms serve --role NAME`), by name: the map from the command line to code.
+
+A role is an async function that runs until cancelled. `csms dev` runs every role in one process; production
+runs each in its own processes, scaled independently. Roles are imported here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from csms.cli.serving import serve_app
+from csms.embedded import Servers
+from csms.observability.health import create_health_app
+from csms.observability.logging import log_context
+from csms.settings import Settings
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RoleContext:
+    """What every role is given: the settings and where Postgres and Redis are."""
+
+    settings: Settings
+    servers: Servers
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    name: str
+    summary: str
+    run: Callable[[RoleContext], Awaitable[None]]
+
+
+class RoleFailed(RuntimeError):
+    """A role stopped with an error; the message names the role and the error."""
+
+
+async def run_health(context: RoleContext) -> None:
+    """Only `/healthz` and `/readyz`, on the write API port.
+
+    Stands in for the write API until it exists; the write API will mount the same routes on the same port.
+    """
+    settings = context.settings
+    app = create_health_app(context.servers.database_url, context.servers.redis_url)
+    # Probes arrive every few seconds: access-logging them would drown everything else.
+    await serve_app(app, host=settings.host, port=settings.write_api_port, access_log=False)
+
+
+ROLES: Mapping[str, Role] = {
+    role.name: role
+    for role in (Role("health", "liveness and readiness endpoints on the write API port", run_health),)
+}
+
+
+async def run_roles(roles: Iterable[Role], context: RoleContext, stop: Awaitable[None]) -> None:
+    """Run `roles` concurrently until `stop` completes; the first role to fail stops the others.
+
+    Raises `RoleFailed` naming the role that failed.
+    """
+    tasks = {asyncio.create_task(_run_role(role, context), name=f"role:{role.name}"): role for role in roles}
+    stopper = asyncio.ensure_future(stop)
+    try:
+        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in [*tasks, stopper]:
+            task.cancel()
+        await asyncio.gather(*tasks, stopper, return_exceptions=True)
+    for task in done:
+        if task is stopper:
+            continue
+        role = tasks[task]
+        error = task.exception()
+        reason = "returned" if error is None else f"{type(error).__name__}: {error}"
+        raise RoleFailed(f"role {role.name} stopped unexpectedly: {reason}") from error
+
+
+async def _run_role(role: Role, context: RoleContext) -> None:
+    with log_context(role=role.name):
+        _log.info("starting role")
+        try:
+            await role.run(context)
+        except asyncio.CancelledError:
+            _log.info("role stopped")
+            raise
+        except Exception:
+            _log.exception("role failed")
+            raise

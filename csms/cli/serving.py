@@ -1,0 +1,32 @@
+"""Serving an aiohttp app until cancelled: the one place that binds ports, for every HTTP role."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import NoReturn
+
+from aiohttp import web
+
+_log = logging.getLogger(__name__)
+
+# In-flight requests get this long to finish when the process is asked to stop.
+_SHUTDOWN_TIMEOUT_SECONDS = 10.0
+
+
+async def serve_app(app: web.Application, *, host: str, port: int, access_log: bool = True) -> NoReturn:
+    """Serve `app` on host:port until the calling task is cancelled, then shut it down gracefully."""
+    runner = web.AppRunner(
+        app,
+        access_log=logging.getLogger("aiohttp.access") if access_log else None,
+        shutdown_timeout=_SHUTDOWN_TIMEOUT_SECONDS,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        _log.info("listening", extra={"url": f"http://{host}:{port}"})
+        await asyncio.get_running_loop().create_future()  # never resolves: only cancellation ends serving
+        raise AssertionError("unreachable")
+    finally:
+        await runner.cleanup()

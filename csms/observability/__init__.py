@@ -1,0 +1,1 @@
+"""What every process shows operators: structured logs, health and readiness endpoints."""
