@@ -235,7 +235,18 @@ def _decoder_for_class(cls: type[Any]) -> Decoder:
         fields = {f.name: decoder_for(hints[f.name]) for f in dataclasses.fields(cls) if f.init}
 
         def decode_dataclass(v: Mapping[str, Any]) -> Any:
-            return cls(**{name: fields[name](x) for name, x in v.items() if name in fields})
+            # Like events, stored value objects are facts: rebuild them without re-running today's
+            # validation (`__post_init__`), which may be stricter than the rules they were made under.
+            obj = object.__new__(cls)
+            for name, raw in v.items():
+                decoder = fields.get(name)
+                if decoder is None:
+                    raise ValueError(f"unexpected field {name!r} in {cls.__qualname__}")
+                object.__setattr__(obj, name, decoder(raw))
+            missing = fields.keys() - v.keys()
+            if missing:
+                raise ValueError(f"missing field(s) {sorted(missing)} in {cls.__qualname__}")
+            return obj
 
         return decode_dataclass
     if cls is type(None):
