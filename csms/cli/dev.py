@@ -39,6 +39,12 @@ async def _dev(settings: Settings, servers: Servers) -> None:
     )
     applied = await migrate(servers.database_url)
     _log.info("schema is current", extra={"applied": applied})
-    await seed_demo(servers.database_url)
+    credentials_file = settings.data_dir / "demo-chargers.txt"
+    created = await seed_demo(servers.database_url, credentials_file)
+    if created:
+        _log.info(
+            "demo chargers registered; their passwords are in the credentials file (shown only now)",
+            extra={"chargers": created, "credentials_file": str(credentials_file)},
+        )
     _log.info("demo data is in place")
     await run_roles(ROLES.values(), RoleContext(settings, servers), wait_for_stop_signal())
