@@ -1,0 +1,1 @@
+"""The OCPP-J gateway: chargers' WebSocket connections, their frames and their payloads."""
