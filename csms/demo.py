@@ -27,6 +27,7 @@ from csms.domain import (
     TariffDimension,
     TariffElement,
     TariffRestrictions,
+    charger_id_for,
 )
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import EventCodec, EventStore, Repository, create_pool
@@ -141,7 +142,7 @@ async def seed_demo(database_url: str, credentials_file: Path) -> list[str]:
                 connector = Connector(1, standard, ConnectorFormat.CABLE, power_type, max_power_w)
                 aggregates.append(
                     Charger.register(
-                        uuid5(_NAMESPACE, f"charger:{charge_point_id}"),
+                        charger_id_for(charge_point_id),
                         DEMO_COMPANY_ID,
                         station.id,
                         charge_point_id,

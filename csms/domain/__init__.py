@@ -12,6 +12,7 @@ from csms.domain.charger import (
     Evse,
     OcppVersion,
     PowerType,
+    charger_id_for,
 )
 from csms.domain.charging_session import ChargingSession, SessionOrigin, SessionStatus, StopReason
 from csms.domain.company import Company
@@ -103,6 +104,7 @@ __all__ = [
     "TariffSnapshot",
     "UnknownConnector",
     "UnknownIdToken",
+    "charger_id_for",
     "event_classes",
     "price_session",
     "topic_of",

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Self
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
@@ -196,6 +196,19 @@ def require_charge_point_id(value: str) -> str:
     if not all("\x21" <= char <= "\x7e" and char not in ":/" for char in value):
         raise InvalidValue(f"charge point id must be printable ASCII without space, ':' or '/': {value!r}")
     return value
+
+
+_CHARGER_NAMESPACE = UUID("5d0b7f6e-8e1c-4c53-9f0e-3f7a2f8b9c41")
+
+
+def charger_id_for(charge_point_id: str) -> UUID:
+    """The Charger aggregate's id, derived from its OCPP identity.
+
+    A charger is found by the identity it connects with, without an index: its stream id is a
+    name-based UUID of that identity. This also makes identities unique platform-wide, since a
+    second registration of the same identity would append to an existing stream and conflict.
+    """
+    return uuid5(_CHARGER_NAMESPACE, require_charge_point_id(charge_point_id))
 
 
 def _require_evses(evses: tuple[Evse, ...]) -> tuple[Evse, ...]:

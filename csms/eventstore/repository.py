@@ -56,11 +56,19 @@ class Repository:
         self._codec = codec
         self._cache = cache
 
-    async def get(self, aggregate_id: UUID, cls: type[A]) -> A:
-        """The aggregate rebuilt from its events (or from the owner's cache), at its latest version."""
+    async def get(self, aggregate_id: UUID, cls: type[A], *, refresh: bool = False) -> A:
+        """The aggregate rebuilt from its events (or from the owner's cache), at its latest version.
+
+        With `refresh`, a cached aggregate is first brought up to date with any events other
+        processes appended since (one indexed read of the stream's tail, usually empty).
+        """
         if self._cache is not None:
             cached = self._cache.get(aggregate_id)
             if cached is not None:
+                if refresh:
+                    newer = await self._store.read_stream(aggregate_id, after_version=cached.version)
+                    for recorded_event in newer:
+                        cached = self._codec.decode(recorded_event).mutate(cached)
                 return _checked(cached, cls, aggregate_id)
         recorded = await self._store.read_stream(aggregate_id)
         if not recorded:

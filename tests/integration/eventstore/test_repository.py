@@ -143,3 +143,18 @@ async def test_cache_serves_the_owner_and_never_holds_uncommitted_events(store: 
         await repository.execute(counter.id, Counter, lambda c: c.add(0, AT))
     assert cache.get(counter.id) is None
     assert (await repository.get(counter.id, Counter)).total == 11
+
+
+async def test_refresh_brings_a_cached_aggregate_up_to_date(store: EventStore) -> None:
+    cache = AggregateCache()
+    owner = Repository(store, CODEC, cache)
+    counter = Counter(id=uuid.uuid4(), name="kWh", timestamp=AT)
+    await owner.save(counter)
+    outsider = Repository(store, CODEC)
+    other = await outsider.get(counter.id, Counter)
+    other.add(4, AT)
+    await outsider.save(other)
+
+    assert (await owner.get(counter.id, Counter)).total == 0  # the cache alone is stale
+    refreshed = await owner.get(counter.id, Counter, refresh=True)
+    assert (refreshed.total, refreshed.version) == (4, 2)
