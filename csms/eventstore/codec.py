@@ -146,6 +146,9 @@ def _encode_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         # Strings keep every digit: a float would turn 0.30 EUR into 0.29999999999999998.
         return str(value)
+    if isinstance(value, UUID):
+        # orjson serialises exactly uuid.UUID; drivers hand out subclasses (asyncpg's own UUID type).
+        return str(value)
     if isinstance(value, frozenset | set):
         return sorted(value)
     raise TypeError(f"{type(value).__qualname__} is not a supported event field type")

@@ -1,0 +1,331 @@
+"""What chargers report (boot, status, tokens, transactions, meter values) turned into domain events.
+
+Protocol-neutral: the OCPP 1.6 and 2.0.1 handlers translate their payloads into these calls, which load the
+aggregates, run the domain's commands and commit the events before returning, so the gateway acknowledges a
+charger's message only once its facts are durable.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+from uuid import UUID
+
+from csms.domain import (
+    Charger,
+    ChargingSession,
+    ConnectorStatus,
+    Currency,
+    Driver,
+    IdToken,
+    IdTokenBlocked,
+    IdTokenType,
+    MeterReading,
+    OcppVersion,
+    PriceComponent,
+    SessionStatus,
+    Station,
+    StopReason,
+    Tariff,
+    TariffDimension,
+    TariffElement,
+    TariffSnapshot,
+    UnknownIdToken,
+)
+from csms.eventstore import AggregateNotFoundError, ConcurrencyError, Repository
+from write_api.directories import IdTokenDirectory, TransactionDirectory
+
+A = TypeVar("A")
+
+# A station without a tariff charges nothing; the session still records its energy.
+FREE_TARIFF = TariffSnapshot(
+    tariff_id=UUID(int=0),
+    tariff_version=0,
+    name="Free",
+    currency=Currency.EUR,
+    vat_percent=Decimal(0),
+    elements=(TariffElement((PriceComponent(TariffDimension.FLAT, Decimal(0)),)),),
+)
+
+
+# A transaction started without any token (2.0.1 idToken type NoAuthorization, free vend).
+_NO_TOKEN = IdToken("NO-TOKEN", IdTokenType.NO_AUTHORIZATION)
+
+
+class Authorization(enum.Enum):
+    """The verdict on an id token; each protocol spells it its own way."""
+
+    ACCEPTED = "Accepted"
+    BLOCKED = "Blocked"
+    UNKNOWN = "Unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenVerdict:
+    authorization: Authorization
+    driver_id: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class StartedTransaction:
+    transaction_id: str
+    session_id: UUID
+    verdict: TokenVerdict
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStart:
+    """A transaction the charger reports as started, in protocol-neutral terms."""
+
+    evse_id: int
+    connector_id: int
+    id_token: IdToken | None
+    meter_start_wh: int
+    started_at: datetime
+
+
+class ChargerReports:
+    """The write side's handling of facts reported by chargers."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        transactions: TransactionDirectory,
+        tokens: IdTokenDirectory,
+        clock: Callable[[], datetime],
+        retries: int = 5,
+    ) -> None:
+        self._repository = repository
+        self._transactions = transactions
+        self._tokens = tokens
+        self._clock = clock
+        self._retries = retries
+
+    # Charger
+
+    async def charger(self, charger_id: UUID) -> Charger | None:
+        """The charger, brought up to date (passwords rotate and layouts change while it is connected)."""
+        try:
+            return await self._repository.get(charger_id, Charger, refresh=True)
+        except AggregateNotFoundError:
+            return None
+
+    async def connected(self, charger_id: UUID, protocol: OcppVersion, connection_id: UUID) -> None:
+        at = self._clock()
+        await self._on_charger(charger_id, lambda c: c.connected(protocol, at, connection_id))
+
+    async def disconnected(self, charger_id: UUID, connection_id: UUID, reason: str) -> None:
+        at = self._clock()
+        await self._on_charger(charger_id, lambda c: c.disconnected(at, reason, connection_id))
+
+    async def boot(
+        self, charger_id: UUID, vendor: str, model: str, serial_number: str | None, firmware: str | None
+    ) -> None:
+        at = self._clock()
+        await self._on_charger(
+            charger_id, lambda c: c.record_boot(vendor, model, serial_number, firmware, at)
+        )
+
+    async def status(
+        self,
+        charger_id: UUID,
+        evse_id: int,
+        connector_id: int,
+        status: ConnectorStatus,
+        error_code: str | None,
+        reported_at: datetime,
+    ) -> None:
+        at = self._clock()
+
+        def report(charger: Charger) -> None:
+            # A status for a connector we do not know is recorded only for the charger as a whole
+            # (0, 0) or a configured connector; anything else is the charger's business, not a fact of ours.
+            if (evse_id, connector_id) != (0, 0) and charger.connector(evse_id, connector_id) is None:
+                return
+            charger.report_connector_status(evse_id, connector_id, status, error_code, reported_at, at)
+
+        await self._on_charger(charger_id, report)
+
+    # Tokens
+
+    async def authorize(self, id_token: IdToken) -> TokenVerdict:
+        driver_id = await self._tokens.owner(id_token.value)
+        if driver_id is None:
+            return TokenVerdict(Authorization.UNKNOWN, None)
+        try:
+            driver = await self._repository.get(driver_id, Driver, refresh=True)
+            driver.ensure_id_token_usable(id_token.value)
+        except AggregateNotFoundError:
+            return TokenVerdict(Authorization.UNKNOWN, None)
+        except IdTokenBlocked:
+            return TokenVerdict(Authorization.BLOCKED, driver_id)
+        except UnknownIdToken:
+            return TokenVerdict(Authorization.UNKNOWN, None)
+        return TokenVerdict(Authorization.ACCEPTED, driver_id)
+
+    # Transactions
+
+    async def start_16(self, charger_id: UUID, start: TransactionStart) -> StartedTransaction:
+        """OCPP 1.6 StartTransaction: we assign the transactionId; a replayed Start gets the same one."""
+        token = start.id_token.value if start.id_token else ""
+        fingerprint = f"{start.evse_id}|{token.upper()}|{start.started_at.isoformat()}|{start.meter_start_wh}"
+        start_key = hashlib.sha256(fingerprint.encode()).hexdigest()
+        charger = await self._require_charger(charger_id)
+        waiting = self._session_awaiting_start(charger, start.evse_id, start.connector_id)
+        ref = await self._transactions.allocate_16(charger_id, start_key, waiting or uuid.uuid4())
+        verdict = await self._verdict(start.id_token)
+        await self._start(charger_id, ref.session_id, ref.transaction_id, start, verdict)
+        return StartedTransaction(ref.transaction_id, ref.session_id, verdict)
+
+    async def start_201(
+        self, charger_id: UUID, transaction_id: str, start: TransactionStart
+    ) -> StartedTransaction:
+        """OCPP 2.0.1 TransactionEvent(Started): the charger chose the transaction id."""
+        charger = await self._require_charger(charger_id)
+        waiting = self._session_awaiting_start(charger, start.evse_id, start.connector_id)
+        ref = await self._transactions.link(charger_id, transaction_id, waiting or uuid.uuid4())
+        verdict = await self._verdict(start.id_token)
+        await self._start(charger_id, ref.session_id, transaction_id, start, verdict)
+        return StartedTransaction(transaction_id, ref.session_id, verdict)
+
+    async def meter_values(
+        self, charger_id: UUID, transaction_id: str | None, readings: tuple[MeterReading, ...]
+    ) -> None:
+        """Readings for a transaction; readings outside any known transaction describe no session."""
+        if not readings or transaction_id is None:
+            return
+        session_id = await self._transactions.find(charger_id, transaction_id)
+        if session_id is None:
+            return
+        at = self._clock()
+        await self._execute(session_id, ChargingSession, lambda s: s.record_meter_values(readings, at))
+
+    async def stop(
+        self,
+        charger_id: UUID,
+        transaction_id: str,
+        meter_stop_wh: int,
+        stopped_at: datetime,
+        reason: StopReason,
+        readings: tuple[MeterReading, ...] = (),
+    ) -> UUID | None:
+        """The charger ended a transaction: record the last readings, stop, free the connector, price.
+
+        A Stop for a transaction we never saw, or saw end already, returns quietly: it must be acknowledged,
+        because a charger whose StopTransaction is refused retries it forever.
+        """
+        session_id = await self._transactions.find(charger_id, transaction_id)
+        if session_id is None:
+            return None
+        at = self._clock()
+        for attempt in range(self._retries + 1):
+            session = await self._repository.get(session_id, ChargingSession, refresh=True)
+            charger = await self._require_charger(charger_id)
+            if readings:
+                session.record_meter_values(readings, at)
+            session.stop(max(meter_stop_wh, 0), stopped_at, reason, at)
+            if session.status is SessionStatus.STOPPED:
+                session.price(at)
+            charger.release_session(session.evse_id, session.connector_id, session.id, at)
+            try:
+                await self._repository.save(session, charger)
+            except ConcurrencyError:
+                if attempt == self._retries:
+                    raise
+                continue
+            return session_id
+        raise AssertionError("unreachable")
+
+    # Internals
+
+    async def _start(
+        self,
+        charger_id: UUID,
+        session_id: UUID,
+        transaction_id: str,
+        start: TransactionStart,
+        verdict: TokenVerdict,
+    ) -> None:
+        at = self._clock()
+        for attempt in range(self._retries + 1):
+            charger = await self._require_charger(charger_id)
+            tariff, time_zone = await self._terms(charger.station_id)
+            try:
+                session: ChargingSession | None = await self._repository.get(
+                    session_id, ChargingSession, refresh=True
+                )
+            except AggregateNotFoundError:
+                session = None
+            if session is None:
+                session = ChargingSession.start_at_charger(
+                    id=session_id,
+                    driver_id=verdict.driver_id if verdict.authorization is Authorization.ACCEPTED else None,
+                    company_id=charger.company_id,
+                    station_id=charger.station_id,
+                    charger_id=charger_id,
+                    evse_id=start.evse_id,
+                    connector_id=start.connector_id,
+                    id_token=start.id_token or _NO_TOKEN,
+                    transaction_id=transaction_id,
+                    meter_start_wh=max(start.meter_start_wh, 0),
+                    started_at=start.started_at,
+                    tariff=tariff,
+                    time_zone=time_zone,
+                    at=at,
+                )
+            else:
+                session.start(
+                    transaction_id, max(start.meter_start_wh, 0), start.started_at, tariff, time_zone, at
+                )
+            if session.is_active and charger.connector(start.evse_id, start.connector_id) is not None:
+                holder = charger.active_session_id(start.evse_id, start.connector_id)
+                if holder is None:
+                    charger.assign_session(start.evse_id, start.connector_id, session_id, at)
+            try:
+                await self._repository.save(session, charger)
+            except ConcurrencyError:
+                if attempt == self._retries:
+                    raise
+                continue
+            return
+
+    async def _terms(self, station_id: UUID) -> tuple[TariffSnapshot, str]:
+        station = await self._repository.get(station_id, Station, refresh=True)
+        if station.tariff_id is None:
+            return FREE_TARIFF, station.time_zone
+        tariff = await self._repository.get(station.tariff_id, Tariff, refresh=True)
+        return tariff.snapshot(), station.time_zone
+
+    async def _verdict(self, id_token: IdToken | None) -> TokenVerdict:
+        if id_token is None:
+            return TokenVerdict(Authorization.UNKNOWN, None)
+        return await self.authorize(id_token)
+
+    @staticmethod
+    def _session_awaiting_start(charger: Charger, evse_id: int, connector_id: int) -> UUID | None:
+        # A session requested from the app holds the connector until the charger reports the start.
+        return charger.active_session_id(evse_id, connector_id)
+
+    async def _require_charger(self, charger_id: UUID) -> Charger:
+        return await self._repository.get(charger_id, Charger, refresh=True)
+
+    async def _on_charger(self, charger_id: UUID, command: Callable[[Charger], Any]) -> None:
+        await self._execute(charger_id, Charger, command)
+
+    async def _execute(self, aggregate_id: UUID, cls: type[A], command: Callable[[A], Any]) -> None:
+        for attempt in range(self._retries + 1):
+            aggregate = await self._repository.get(aggregate_id, cls, refresh=True)
+            command(aggregate)
+            try:
+                await self._repository.save(aggregate)
+            except ConcurrencyError:
+                if attempt == self._retries:
+                    raise
+                continue
+            return

@@ -1,0 +1,116 @@
+"""Write-side directories: a charger's transaction id -> its session, an id token -> its driver.
+
+They answer "which aggregate?" for identifiers chosen outside our domain (by chargers, or printed on cards).
+Rows are written once, before the events that rely on them, and never change, so reading them on the write
+side is safe in a way reading a read model would not be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRef:
+    transaction_id: str
+    session_id: UUID
+    created: bool  # False when the start was seen before (a replay)
+
+
+class TransactionDirectory:
+    """Maps (charger, transaction id) to a charging session id."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def allocate_16(self, charger_id: UUID, start_key: str, new_session_id: UUID) -> TransactionRef:
+        """The 1.6 transactionId for a StartTransaction, the same one again for a replay of it."""
+        row = await self._pool.fetchrow(
+            """
+            WITH inserted AS (
+                INSERT INTO charger_transactions (charger_id, transaction_id, session_id, start_key)
+                VALUES ($1, nextval('ocpp16_transaction_id_seq')::text, $2, $3)
+                ON CONFLICT (charger_id, start_key) DO NOTHING
+                RETURNING transaction_id, session_id, true AS created
+            )
+            SELECT * FROM inserted
+            UNION ALL
+            SELECT transaction_id, session_id, false FROM charger_transactions
+            WHERE charger_id = $1 AND start_key = $3
+            LIMIT 1
+            """,
+            charger_id,
+            new_session_id,
+            start_key,
+        )
+        assert row is not None
+        return TransactionRef(row["transaction_id"], _uuid(row["session_id"]), row["created"])
+
+    async def link(self, charger_id: UUID, transaction_id: str, new_session_id: UUID) -> TransactionRef:
+        """Bind a charger-chosen transaction id (2.0.1) to a session, or return the existing binding."""
+        row = await self._pool.fetchrow(
+            """
+            WITH inserted AS (
+                INSERT INTO charger_transactions (charger_id, transaction_id, session_id)
+                VALUES ($1, $2, $3)
+                ON CONFLICT (charger_id, transaction_id) DO NOTHING
+                RETURNING transaction_id, session_id, true AS created
+            )
+            SELECT * FROM inserted
+            UNION ALL
+            SELECT transaction_id, session_id, false FROM charger_transactions
+            WHERE charger_id = $1 AND transaction_id = $2
+            LIMIT 1
+            """,
+            charger_id,
+            transaction_id,
+            new_session_id,
+        )
+        assert row is not None
+        return TransactionRef(row["transaction_id"], _uuid(row["session_id"]), row["created"])
+
+    async def find(self, charger_id: UUID, transaction_id: str) -> UUID | None:
+        value = await self._pool.fetchval(
+            "SELECT session_id FROM charger_transactions WHERE charger_id = $1 AND transaction_id = $2",
+            charger_id,
+            transaction_id,
+        )
+        return _uuid(value) if isinstance(value, UUID) else None
+
+
+class IdTokenDirectory:
+    """Maps id token values (case-insensitive, platform-wide unique) to the driver holding them."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def claim(self, token: str, driver_id: UUID) -> bool:
+        """Record `driver_id` as the token's holder; False if another driver already holds it."""
+        owner = await self._pool.fetchval(
+            """
+            WITH inserted AS (
+                INSERT INTO id_token_owners (token, driver_id) VALUES ($1, $2)
+                ON CONFLICT (token) DO NOTHING RETURNING driver_id
+            )
+            SELECT driver_id FROM inserted
+            UNION ALL SELECT driver_id FROM id_token_owners WHERE token = $1
+            LIMIT 1
+            """,
+            token.upper(),
+            driver_id,
+        )
+        return bool(owner == driver_id)
+
+    async def owner(self, token: str) -> UUID | None:
+        value = await self._pool.fetchval(
+            "SELECT driver_id FROM id_token_owners WHERE token = $1", token.upper()
+        )
+        return _uuid(value) if isinstance(value, UUID) else None
+
+
+def _uuid(value: UUID) -> UUID:
+    """A plain `uuid.UUID` (asyncpg returns a subclass of its own, which would leak into events)."""
+    return UUID(bytes=value.bytes)

@@ -1,0 +1,224 @@
+"""The OCPP gateway: accepts chargers (authenticated before the WebSocket upgrade) and owns their connections.
+
+Security profiles 1 and 2 (OCPP 1.6 security whitepaper §A00 / 2.0.1 A00): HTTP Basic auth with the charge
+point id as user name, checked before the upgrade; an unknown id gets 404 (OCPP-J 1.6 §3.2), bad credentials
+401. TLS (profile 2) is the server's concern (`CSMS_OCPP_TLS_CERT` / `_KEY`). A second connection for the same charger
+replaces the first only once it has authenticated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from csms.credentials import verify_charger_password
+from csms.domain import InvalidValue, OcppVersion, charger_id_for
+from write_api.charger_reports import ChargerReports
+from write_api.ocpp.connection import ChargerConnection, RateLimiter
+from write_api.ocpp.handlers import v16, v201
+from write_api.ocpp.handlers.context import ChargerContext, Handlers
+from write_api.ocpp.outcome import CallOutcome
+from write_api.ocpp.versions import ProtocolVersion, choose_version
+
+_log = logging.getLogger(__name__)
+
+_HANDLERS: dict[ProtocolVersion, Handlers] = {
+    ProtocolVersion.OCPP16: v16.HANDLERS,
+    ProtocolVersion.OCPP201: v201.HANDLERS,
+}
+_DOMAIN_VERSION = {ProtocolVersion.OCPP16: OcppVersion.OCPP16, ProtocolVersion.OCPP201: OcppVersion.OCPP201}
+
+# WebSocket close codes (RFC 6455 §7.4.1).
+_GOING_AWAY = 1001
+_PROTOCOL_ERROR = 1002
+# Private-use code (RFC 6455 §7.4.2): this connection was replaced by a newer one for the same charger.
+_REPLACED = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    heartbeat_interval_seconds: int = 300
+    ping_interval_seconds: float = 60.0
+    max_frame_bytes: int = 131_072
+    rate_limit_per_second: float = 20.0
+    rate_limit_burst: int = 100
+
+
+FrameLog = Callable[[str, str, str], None]
+"""(charge point id, direction, raw frame): where every frame in both directions is recorded."""
+
+
+class Gateway:
+    """Owns this process's charger connections and routes CSMS-initiated calls to them."""
+
+    def __init__(
+        self,
+        reports: ChargerReports,
+        config: GatewayConfig,
+        clock: Callable[[], datetime],
+        frame_log: FrameLog | None = None,
+    ) -> None:
+        self._reports = reports
+        self._config = config
+        self._clock = clock
+        self._frame_log = frame_log or (lambda _cp, _direction, _raw: None)
+        self.connections: dict[str, ChargerConnection] = {}
+        self.connected_event = asyncio.Event()  # set whenever a charger finishes connecting (for tests)
+        self._handlers_running = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def endpoint(self, request: web.Request) -> web.StreamResponse:
+        """`GET /ocpp/{charge_point_id}`: authenticate, negotiate the subprotocol, then serve the socket."""
+        charge_point_id = request.match_info["charge_point_id"]
+        try:
+            charger_id = charger_id_for(charge_point_id)
+        except InvalidValue:
+            return _problem(404, f"unknown charge point {charge_point_id!r}")
+        charger = await self._reports.charger(charger_id)
+        if charger is None or charger.decommissioned:
+            return _problem(404, f"unknown charge point {charge_point_id!r}")
+        if not _authenticated(request, charge_point_id, charger.password_hash):
+            return _problem(
+                401,
+                "missing or wrong credentials: use HTTP Basic auth with the charge point id as user name",
+                headers={"WWW-Authenticate": 'Basic realm="OCPP", charset="UTF-8"'},
+            )
+
+        offered = [
+            p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
+        ]
+        version = choose_version(offered)
+        websocket = web.WebSocketResponse(
+            protocols=(version.value,) if version else (),
+            heartbeat=self._config.ping_interval_seconds,
+            max_msg_size=self._config.max_frame_bytes,
+            compress=False,
+        )
+        await websocket.prepare(request)
+        if version is None:
+            # OCPP-J 1.6 §3.2 / 2.0.1 Part 4 §3.2: complete the handshake without a subprotocol, then close.
+            await websocket.close(code=_PROTOCOL_ERROR, message=b"no supported OCPP subprotocol offered")
+            return websocket
+
+        self._handlers_running += 1
+        self._idle.clear()
+        try:
+            await self._serve(websocket, charge_point_id, charger_id, version, charger.boot is not None)
+        finally:
+            self._handlers_running -= 1
+            if self._handlers_running == 0:
+                self._idle.set()
+        return websocket
+
+    async def _serve(
+        self,
+        websocket: web.WebSocketResponse,
+        charge_point_id: str,
+        charger_id: uuid.UUID,
+        version: ProtocolVersion,
+        booted_before: bool,
+    ) -> None:
+        connection_id = uuid.uuid4()
+        context = ChargerContext(
+            charge_point_id=charge_point_id,
+            charger_id=charger_id,
+            reports=self._reports,
+            clock=self._clock,
+            heartbeat_interval=self._config.heartbeat_interval_seconds,
+            # A charger reconnecting after a network outage does not boot again; one that never booted must.
+            booted=booted_before,
+        )
+        connection = ChargerConnection(
+            websocket,
+            context,
+            version,
+            _HANDLERS[version],
+            on_frame=lambda direction, raw: self._frame_log(charge_point_id, direction, raw),
+            on_seen=lambda: None,
+            rate_limiter=RateLimiter(self._config.rate_limit_per_second, self._config.rate_limit_burst),
+        )
+        previous = self.connections.get(charge_point_id)
+        self.connections[charge_point_id] = connection
+        if previous is not None:
+            await previous.close(_REPLACED, "replaced by a newer connection")
+        try:
+            await self._reports.connected(charger_id, _DOMAIN_VERSION[version], connection_id)
+            self.connected_event.set()
+            _log.info("charger connected", extra={"charger": charge_point_id, "protocol": version.value})
+            await connection.serve()
+        finally:
+            if self.connections.get(charge_point_id) is connection:
+                del self.connections[charge_point_id]
+            # Shielded: recording the disconnect must survive the server cancelling this handler on shutdown.
+            await asyncio.shield(self._disconnected(charger_id, connection_id, connection.close_reason))
+            _log.info(
+                "charger disconnected", extra={"charger": charge_point_id, "reason": connection.close_reason}
+            )
+
+    async def _disconnected(self, charger_id: uuid.UUID, connection_id: uuid.UUID, reason: str) -> None:
+        try:
+            await self._reports.disconnected(charger_id, connection_id, reason[:500] or "closed")
+        except Exception:
+            _log.exception("could not record a disconnect", extra={"charger_id": str(charger_id)})
+
+    async def call(
+        self, charge_point_id: str, action: str, payload: dict[str, Any], within: float
+    ) -> CallOutcome:
+        """Send a CALL to a charger connected to this process (offline if it is not)."""
+        connection = self.connections.get(charge_point_id)
+        if connection is None:
+            return CallOutcome.offline()
+        return await connection.call(action, payload, within)
+
+    async def close_all(self, reason: str = "server shutting down", drain_seconds: float = 10.0) -> None:
+        """Going-away close for every charger, so they reconnect (to another node) at once; then wait until
+        every connection has finished its in-flight message and recorded its disconnect."""
+        await asyncio.gather(
+            *(c.close(_GOING_AWAY, reason) for c in list(self.connections.values())), return_exceptions=True
+        )
+        try:
+            await asyncio.wait_for(self._idle.wait(), drain_seconds)
+        except TimeoutError:
+            _log.warning("chargers still draining at shutdown", extra={"connections": self._handlers_running})
+
+
+def _authenticated(request: web.Request, charge_point_id: str, password_hash: str) -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        return False
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    username, separator, password = decoded.partition(":")
+    # A00.FR.204: the user name SHALL be the charge point identity.
+    return (
+        bool(separator) and username == charge_point_id and verify_charger_password(password, password_hash)
+    )
+
+
+def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"status": status, "detail": detail}, status=status, headers=headers)
+
+
+def create_gateway_app(gateway: Gateway) -> web.Application:
+    """The aiohttp application serving `ws(s)://host:port/ocpp/{charge_point_id}`."""
+    app = web.Application()
+    app.router.add_get("/ocpp/{charge_point_id}", gateway.endpoint)
+
+    async def close_chargers(_app: web.Application) -> None:
+        await gateway.close_all()
+
+    app.on_shutdown.append(close_chargers)
+    return app

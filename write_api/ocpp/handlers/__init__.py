@@ -1,0 +1,1 @@
+"""Handlers for charger-initiated OCPP actions, one module per protocol version."""

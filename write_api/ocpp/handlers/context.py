@@ -1,0 +1,39 @@
+"""What a handler knows about the charger whose message it handles, and the signature handlers share."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from write_api.charger_reports import ChargerReports
+
+
+@dataclass(slots=True)
+class ChargerContext:
+    """One connected charger, as its connection's handlers see it.
+
+    `booted` turns true once this connection's BootNotification was accepted (or when the charger was booted
+    before and reconnected without rebooting, as chargers do after a network outage): only then may the CSMS
+    send it calls.
+    """
+
+    charge_point_id: str
+    charger_id: UUID
+    reports: ChargerReports
+    clock: Callable[[], datetime]
+    heartbeat_interval: int
+    booted: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+Payload = dict[str, Any]
+Handler = Callable[[ChargerContext, Payload], Awaitable[Payload]]
+Handlers = Mapping[str, Handler]
+
+
+def now_iso(context: ChargerContext) -> str:
+    """The CSMS's current time as OCPP dateTime (UTC, millisecond precision, `Z`)."""
+    return context.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,156 @@
+"""OCPP 2.0.1 charger-initiated actions (use cases B, C, E, G, J, L, N) mapped to `ChargerReports`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from csms.domain import ConnectorStatus, IdToken, IdTokenType, InvalidValue, MeterReading, StopReason
+from write_api.charger_reports import TokenVerdict, TransactionStart
+from write_api.ocpp.handlers.context import ChargerContext, Handlers, Payload, now_iso
+from write_api.ocpp.meter_values import parse_timestamp, readings_from_201
+
+_TOKEN_TYPES = {
+    "Central": IdTokenType.CENTRAL,
+    "eMAID": IdTokenType.EMAID,
+    "ISO14443": IdTokenType.ISO14443,
+    "ISO15693": IdTokenType.ISO15693,
+    "KeyCode": IdTokenType.KEY_CODE,
+    "Local": IdTokenType.LOCAL,
+    "MacAddress": IdTokenType.MAC_ADDRESS,
+    "NoAuthorization": IdTokenType.NO_AUTHORIZATION,
+}
+
+
+def _id_token(value: Any) -> IdToken | None:
+    if not isinstance(value, dict) or value.get("type") == "NoAuthorization":
+        return None
+    try:
+        return IdToken(value["idToken"], _TOKEN_TYPES.get(value["type"], IdTokenType.RFID))
+    except (InvalidValue, KeyError):
+        return None
+
+
+def _id_token_info(verdict: TokenVerdict) -> Payload:
+    return {"status": verdict.authorization.value}
+
+
+async def boot_notification(context: ChargerContext, payload: Payload) -> Payload:
+    station = payload["chargingStation"]
+    await context.reports.boot(
+        context.charger_id,
+        vendor=station["vendorName"],
+        model=station["model"],
+        serial_number=station.get("serialNumber"),
+        firmware=station.get("firmwareVersion"),
+    )
+    context.booted = True
+    return {"status": "Accepted", "currentTime": now_iso(context), "interval": context.heartbeat_interval}
+
+
+async def heartbeat(context: ChargerContext, payload: Payload) -> Payload:
+    return {"currentTime": now_iso(context)}
+
+
+async def status_notification(context: ChargerContext, payload: Payload) -> Payload:
+    await context.reports.status(
+        context.charger_id,
+        evse_id=payload["evseId"],
+        connector_id=payload["connectorId"],
+        status=ConnectorStatus(payload["connectorStatus"]),
+        error_code=None,
+        reported_at=parse_timestamp(payload["timestamp"]) or context.clock(),
+    )
+    return {}
+
+
+async def authorize(context: ChargerContext, payload: Payload) -> Payload:
+    token = _id_token(payload["idToken"])
+    if token is None:
+        return {"idTokenInfo": {"status": "Unknown"}}
+    return {"idTokenInfo": _id_token_info(await context.reports.authorize(token))}
+
+
+async def transaction_event(context: ChargerContext, payload: Payload) -> Payload:
+    """E01-E07: Started, Updated and Ended events of one transaction, each with its seqNo.
+
+    Duplicates (a retransmission, or a replay from the charger's offline queue) change nothing: a second Start
+    or Stop is ignored by the session, and readings are kept in order of their own timestamps.
+    """
+    info = payload["transactionInfo"]
+    transaction_id: str = info["transactionId"]
+    event_type = payload["eventType"]
+    readings = readings_from_201(payload.get("meterValue", ()))
+    token = _id_token(payload.get("idToken"))
+    at = parse_timestamp(payload["timestamp"]) or context.clock()
+    verdict: TokenVerdict | None = None
+    if event_type == "Started":
+        evse = payload.get("evse") or {}
+        started = await context.reports.start_201(
+            context.charger_id,
+            transaction_id,
+            TransactionStart(
+                evse_id=int(evse.get("id", 1)),
+                connector_id=int(evse.get("connectorId", 1)),
+                id_token=token,
+                meter_start_wh=_first_energy(readings),
+                started_at=at,
+            ),
+        )
+        verdict = started.verdict
+        await context.reports.meter_values(context.charger_id, transaction_id, readings[1:])
+    elif event_type == "Updated":
+        await context.reports.meter_values(context.charger_id, transaction_id, readings)
+    else:
+        stopped_reason = info.get("stoppedReason", "Local")
+        await context.reports.stop(
+            context.charger_id,
+            transaction_id,
+            meter_stop_wh=_last_energy(readings),
+            stopped_at=at,
+            reason=StopReason(stopped_reason)
+            if stopped_reason in StopReason._value2member_map_
+            else StopReason.OTHER,
+            readings=readings,
+        )
+    if token is None:
+        return {}
+    if verdict is None:
+        verdict = await context.reports.authorize(token)
+    return {"idTokenInfo": _id_token_info(verdict)}
+
+
+def _first_energy(readings: tuple[MeterReading, ...]) -> int:
+    return next((r.energy_wh for r in readings if r.energy_wh is not None), 0)
+
+
+def _last_energy(readings: tuple[MeterReading, ...]) -> int:
+    return next((r.energy_wh for r in reversed(readings) if r.energy_wh is not None), -1)
+
+
+async def meter_values(context: ChargerContext, payload: Payload) -> Payload:
+    # 2.0.1 MeterValues carry no transaction id: transaction readings travel in TransactionEvent (J02).
+    return {}
+
+
+async def data_transfer(context: ChargerContext, payload: Payload) -> Payload:
+    return {"status": "UnknownVendorId"}
+
+
+async def acknowledge(context: ChargerContext, payload: Payload) -> Payload:
+    return {}
+
+
+HANDLERS: Handlers = {
+    "BootNotification": boot_notification,
+    "Heartbeat": heartbeat,
+    "StatusNotification": status_notification,
+    "Authorize": authorize,
+    "TransactionEvent": transaction_event,
+    "MeterValues": meter_values,
+    "NotifyReport": acknowledge,
+    "NotifyEvent": acknowledge,
+    "SecurityEventNotification": acknowledge,
+    "FirmwareStatusNotification": acknowledge,
+    "LogStatusNotification": acknowledge,
+    "DataTransfer": data_transfer,
+}
