@@ -2,8 +2,8 @@
 
 Security profiles 1 and 2 (OCPP 1.6 security whitepaper §A00 / 2.0.1 A00): HTTP Basic auth with the charge
 point id as user name, checked before the upgrade; an unknown id gets 404 (OCPP-J 1.6 §3.2), bad credentials
-401. TLS (profile 2) is the server's concern (`CSMS_OCPP_TLS_CERT` / `_KEY`). A second connection for the same charger
-replaces the first only once it has authenticated.
+401. TLS (profile 2) is the server's concern (`CSMS_OCPP_TLS_CERT` / `_KEY`). A second connection for the same
+charger replaces the first only once it has authenticated.
 """
 
 from __future__ import annotations
