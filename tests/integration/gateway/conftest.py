@@ -52,6 +52,7 @@ class GatewayEnv:
     store: EventStore
     repository: Repository
     tokens: IdTokenDirectory
+    transactions: TransactionDirectory
     frames: list[tuple[str, str, str]]
 
     async def register_charger(self, evses: int = 2, *, tariff: bool = True) -> tuple[str, str]:
@@ -122,7 +123,8 @@ async def gateway_env(database_url: str) -> AsyncIterator[GatewayEnv]:
     store = EventStore(pool, database_url)
     repository = Repository(store, EventCodec(EVENT_TYPES), AggregateCache())
     tokens = IdTokenDirectory(pool)
-    reports = ChargerReports(repository, TransactionDirectory(pool), tokens, now)
+    transactions = TransactionDirectory(pool)
+    reports = ChargerReports(repository, transactions, tokens, now)
     frames: list[tuple[str, str, str]] = []
     gateway = Gateway(
         reports,
@@ -133,7 +135,9 @@ async def gateway_env(database_url: str) -> AsyncIterator[GatewayEnv]:
     server = TestServer(create_gateway_app(gateway), host="127.0.0.1")
     await server.start_server()
     try:
-        yield GatewayEnv(f"ws://127.0.0.1:{server.port}/ocpp", gateway, store, repository, tokens, frames)
+        yield GatewayEnv(
+            f"ws://127.0.0.1:{server.port}/ocpp", gateway, store, repository, tokens, transactions, frames
+        )
     finally:
         await server.close()
         await store.close()

@@ -161,9 +161,7 @@ async def test_TC_E_03_and_TC_E_07_CSMS_local_start_and_local_stop(gateway_env: 
     assert retransmitted.id_token_info["status"] == "Accepted"
     assert ended.id_token_info["status"] == "Accepted"
     assert ended_again.id_token_info is None
-    session_id = await gateway_env.gateway._reports._transactions.find(  # noqa: SLF001 - test looks behind the API
-        charger_id_for(charge_point_id), tx
-    )
+    session_id = await gateway_env.transactions.find(charger_id_for(charge_point_id), tx)
     assert session_id is not None
     session = await gateway_env.repository.get(session_id, ChargingSession, refresh=True)
     assert session.status is SessionStatus.PRICED
