@@ -72,6 +72,34 @@ class Settings:
     ocpp_port: int = _setting("CSMS_OCPP_PORT", 9000, "OCPP-J WebSocket gateway port.")
     write_api_port: int = _setting("CSMS_WRITE_API_PORT", 8080, "Write (command) API port.")
     read_api_port: int = _setting("CSMS_READ_API_PORT", 8081, "Read (query) API port.")
+    ocpp_heartbeat_interval_seconds: int = _setting(
+        "CSMS_OCPP_HEARTBEAT_INTERVAL_SECONDS",
+        300,
+        "Heartbeat interval given to chargers in BootNotification.",
+    )
+    ocpp_ping_interval_seconds: float = _setting(
+        "CSMS_OCPP_PING_INTERVAL_SECONDS",
+        60.0,
+        "WebSocket ping interval; a charger that misses a pong is dropped.",
+    )
+    ocpp_max_frame_bytes: int = _setting(
+        "CSMS_OCPP_MAX_FRAME_BYTES",
+        131_072,
+        "Largest OCPP frame accepted; a larger one closes the socket (1009).",
+    )
+    ocpp_rate_limit: float = _setting(
+        "CSMS_OCPP_RATE_LIMIT", 20.0, "Messages per second one charger may send before it is slowed down."
+    )
+    ocpp_rate_burst: int = _setting("CSMS_OCPP_RATE_BURST", 100, "Messages a charger may send in a burst.")
+    ocpp_call_timeout_seconds: float = _setting(
+        "CSMS_OCPP_CALL_TIMEOUT_SECONDS", 30.0, "How long a command waits for the charger's answer."
+    )
+    ocpp_tls_cert: Path | None = _setting(
+        "CSMS_OCPP_TLS_CERT",
+        None,
+        "PEM certificate chain: serve wss:// (security profile 2). Needs the key too.",
+    )
+    ocpp_tls_key: Path | None = _setting("CSMS_OCPP_TLS_KEY", None, "PEM private key for CSMS_OCPP_TLS_CERT.")
     log_level: str = _setting("CSMS_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.")
 
     @classmethod
@@ -89,7 +117,11 @@ class Settings:
                 values[f.name] = parse(raw)
             except ValueError as error:
                 raise SettingsError(name, raw, str(error)) from None
-        return cls(**values)
+        settings = cls(**values)
+        if (settings.ocpp_tls_cert is None) != (settings.ocpp_tls_key is None):
+            name = "CSMS_OCPP_TLS_KEY" if settings.ocpp_tls_key is None else "CSMS_OCPP_TLS_CERT"
+            raise SettingsError(name, "", "CSMS_OCPP_TLS_CERT and CSMS_OCPP_TLS_KEY must be set together")
+        return settings
 
     @classmethod
     def documented(cls) -> list[tuple[str, str, str]]:
@@ -161,5 +193,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "ocpp_port": _port,
     "write_api_port": _port,
     "read_api_port": _port,
+    "ocpp_heartbeat_interval_seconds": _positive(int),
+    "ocpp_ping_interval_seconds": _positive(float),
+    "ocpp_max_frame_bytes": _positive(int),
+    "ocpp_rate_limit": _positive(float),
+    "ocpp_rate_burst": _positive(int),
+    "ocpp_call_timeout_seconds": _positive(float),
+    "ocpp_tls_cert": Path,
+    "ocpp_tls_key": Path,
     "log_level": _log_level,
 }

@@ -16,6 +16,7 @@ from csms.embedded import Servers
 from csms.observability.health import create_health_app
 from csms.observability.logging import log_context
 from csms.settings import Settings
+from write_api.ocpp.runtime import gateway_app, tls_context
 
 _log = logging.getLogger(__name__)
 
@@ -50,9 +51,24 @@ async def run_health(context: RoleContext) -> None:
     await serve_app(app, host=settings.host, port=settings.write_api_port, access_log=False)
 
 
+async def run_gateway(context: RoleContext) -> None:
+    """The OCPP-J gateway on CSMS_OCPP_PORT (wss:// when CSMS_OCPP_TLS_CERT / _KEY are set)."""
+    settings = context.settings
+    async with gateway_app(settings, context.servers.database_url) as (app, _gateway):
+        await serve_app(
+            app,
+            host=settings.host,
+            port=settings.ocpp_port,
+            ssl_context=tls_context(settings.ocpp_tls_cert, settings.ocpp_tls_key),
+        )
+
+
 ROLES: Mapping[str, Role] = {
     role.name: role
-    for role in (Role("health", "liveness and readiness endpoints on the write API port", run_health),)
+    for role in (
+        Role("health", "liveness and readiness endpoints on the write API port", run_health),
+        Role("gateway", "the OCPP-J 1.6 / 2.0.1 WebSocket gateway on CSMS_OCPP_PORT", run_gateway),
+    )
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import NoReturn
 
 from aiohttp import web
@@ -14,8 +15,16 @@ _log = logging.getLogger(__name__)
 _SHUTDOWN_TIMEOUT_SECONDS = 10.0
 
 
-async def serve_app(app: web.Application, *, host: str, port: int, access_log: bool = True) -> NoReturn:
-    """Serve `app` on host:port until the calling task is cancelled, then shut it down gracefully."""
+async def serve_app(
+    app: web.Application,
+    *,
+    host: str,
+    port: int,
+    access_log: bool = True,
+    ssl_context: ssl.SSLContext | None = None,
+) -> NoReturn:
+    """Serve `app` on host:port (TLS with `ssl_context`) until the calling task is cancelled, then shut it
+    down gracefully."""
     runner = web.AppRunner(
         app,
         access_log=logging.getLogger("aiohttp.access") if access_log else None,
@@ -23,9 +32,10 @@ async def serve_app(app: web.Application, *, host: str, port: int, access_log: b
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
-        _log.info("listening", extra={"url": f"http://{host}:{port}"})
+        scheme = "https" if ssl_context else "http"
+        _log.info("listening", extra={"url": f"{scheme}://{host}:{port}"})
         await asyncio.get_running_loop().create_future()  # never resolves: only cancellation ends serving
         raise AssertionError("unreachable")
     finally:

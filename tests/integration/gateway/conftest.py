@@ -45,6 +45,51 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+async def register_charger(repository: Repository, evses: int = 2, *, tariff: bool = True) -> tuple[str, str]:
+    """A new company, station (0.30/kWh unless `tariff` is False) and charger: (id, password)."""
+    at = now()
+    charge_point_id = f"CP-{uuid.uuid4().hex[:10]}"
+    password = new_charger_password()
+    company = Company.create(uuid.uuid4(), "Test Charging", at)
+    station = Station.create(
+        uuid.uuid4(),
+        company.id,
+        "Test station",
+        Address("Main street 1", "Utrecht", "3511 AA", "NLD"),
+        Coordinates(Decimal("52.09"), Decimal("5.12")),
+        "Europe/Amsterdam",
+        at,
+    )
+    aggregates: list[object] = [company, station]
+    if tariff:
+        price = Tariff.create(
+            uuid.uuid4(),
+            company.id,
+            "Energy",
+            Currency.EUR,
+            Decimal("21"),
+            (TariffElement((PriceComponent(TariffDimension.ENERGY, Decimal("0.30")),)),),
+            at,
+        )
+        station.assign_tariff(price.id, at)
+        aggregates.append(price)
+    connector = Connector(
+        1, ConnectorStandard.IEC_62196_T2, ConnectorFormat.SOCKET, PowerType.AC_3_PHASE, 22_000
+    )
+    charger = Charger.register(
+        charger_id_for(charge_point_id),
+        company.id,
+        station.id,
+        charge_point_id,
+        hash_charger_password(password),
+        tuple(Evse(n, (connector,)) for n in range(1, evses + 1)),
+        at,
+    )
+    aggregates.append(charger)
+    await repository.save(*aggregates)
+    return charge_point_id, password
+
+
 @dataclass
 class GatewayEnv:
     url: str
@@ -56,48 +101,7 @@ class GatewayEnv:
     frames: list[tuple[str, str, str]]
 
     async def register_charger(self, evses: int = 2, *, tariff: bool = True) -> tuple[str, str]:
-        """A new company, station (0.30/kWh unless `tariff` is False) and charger: (id, password)."""
-        at = now()
-        charge_point_id = f"CP-{uuid.uuid4().hex[:10]}"
-        password = new_charger_password()
-        company = Company.create(uuid.uuid4(), "Test Charging", at)
-        station = Station.create(
-            uuid.uuid4(),
-            company.id,
-            "Test station",
-            Address("Main street 1", "Utrecht", "3511 AA", "NLD"),
-            Coordinates(Decimal("52.09"), Decimal("5.12")),
-            "Europe/Amsterdam",
-            at,
-        )
-        aggregates: list[object] = [company, station]
-        if tariff:
-            price = Tariff.create(
-                uuid.uuid4(),
-                company.id,
-                "Energy",
-                Currency.EUR,
-                Decimal("21"),
-                (TariffElement((PriceComponent(TariffDimension.ENERGY, Decimal("0.30")),)),),
-                at,
-            )
-            station.assign_tariff(price.id, at)
-            aggregates.append(price)
-        connector = Connector(
-            1, ConnectorStandard.IEC_62196_T2, ConnectorFormat.SOCKET, PowerType.AC_3_PHASE, 22_000
-        )
-        charger = Charger.register(
-            charger_id_for(charge_point_id),
-            company.id,
-            station.id,
-            charge_point_id,
-            hash_charger_password(password),
-            tuple(Evse(n, (connector,)) for n in range(1, evses + 1)),
-            at,
-        )
-        aggregates.append(charger)
-        await self.repository.save(*aggregates)
-        return charge_point_id, password
+        return await register_charger(self.repository, evses, tariff=tariff)
 
     async def register_driver(self, token: str, *, blocked: bool = False) -> uuid.UUID:
         at = now()

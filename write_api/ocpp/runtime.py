@@ -1,0 +1,71 @@
+"""Assembles a gateway process: pools, event store, repository, directories, and the aiohttp app."""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+
+from csms.domain.topics import EVENT_TYPES
+from csms.eventstore import AggregateCache, EventCodec, EventStore, Repository, create_pool
+from csms.settings import Settings
+from write_api.charger_reports import ChargerReports
+from write_api.directories import IdTokenDirectory, TransactionDirectory
+from write_api.ocpp.gateway import Gateway, GatewayConfig, create_gateway_app
+from write_api.ocpp.validation import compile_validators
+from write_api.ocpp.versions import ProtocolVersion
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def gateway_config(settings: Settings) -> GatewayConfig:
+    return GatewayConfig(
+        heartbeat_interval_seconds=settings.ocpp_heartbeat_interval_seconds,
+        ping_interval_seconds=settings.ocpp_ping_interval_seconds,
+        max_frame_bytes=settings.ocpp_max_frame_bytes,
+        rate_limit_per_second=settings.ocpp_rate_limit,
+        rate_limit_burst=settings.ocpp_rate_burst,
+    )
+
+
+def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """Security profile 2: TLS with a server certificate, TLS 1.2 or newer (the OCPP security spec)."""
+    if cert is None or key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
+@contextlib.asynccontextmanager
+async def gateway_app(
+    settings: Settings, database_url: str
+) -> AsyncIterator[tuple[web.Application, Gateway]]:
+    """The gateway's app and the `Gateway` behind it, with everything they need opened and, after, closed."""
+    compile_validators(ProtocolVersion.OCPP16, ProtocolVersion.OCPP201)
+    pool = await create_pool(
+        database_url, max_size=settings.db_pool_size, retry_seconds=settings.startup_retry_seconds
+    )
+    store = EventStore(
+        pool,
+        database_url,
+        window_seconds=settings.append_window_ms / 1000,
+        max_batch=settings.append_max_batch,
+        poll_interval=settings.poll_interval_seconds,
+    )
+    # This process is the single writer of its connected chargers: it keeps their aggregates in memory.
+    repository = Repository(store, EventCodec(EVENT_TYPES), AggregateCache())
+    reports = ChargerReports(repository, TransactionDirectory(pool), IdTokenDirectory(pool), utc_now)
+    gateway = Gateway(reports, gateway_config(settings), utc_now)
+    try:
+        yield create_gateway_app(gateway), gateway
+    finally:
+        await store.close()
+        await pool.close()
