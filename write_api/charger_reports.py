@@ -39,7 +39,7 @@ from csms.domain import (
     UnknownIdToken,
 )
 from csms.eventstore import AggregateNotFoundError, ConcurrencyError, Repository
-from write_api.directories import IdTokenDirectory, TransactionDirectory
+from write_api.directories import EarlyMeterValues, IdTokenDirectory, TransactionDirectory
 
 A = TypeVar("A")
 
@@ -90,6 +90,20 @@ class TransactionStart:
     started_at: datetime
 
 
+def _stop_anomaly(session: ChargingSession, meter_stop_wh: int) -> str | None:
+    """Why a Stop for a session that is not running does not add up, or None for a plain replay."""
+    if session.status in (SessionStatus.REQUESTED, SessionStatus.ACCEPTED):
+        return "Stop for a transaction that never started"
+    if session.status in (SessionStatus.REJECTED, SessionStatus.EXPIRED):
+        return f"Stop for a session that was {session.status.value.lower()}"
+    if session.meter_stop_wh is not None and session.meter_stop_wh != meter_stop_wh:
+        return (
+            f"second Stop with different figures: meter stop {meter_stop_wh} Wh,"
+            f" recorded {session.meter_stop_wh} Wh"
+        )
+    return None
+
+
 class ChargerReports:
     """The write side's handling of facts reported by chargers."""
 
@@ -98,12 +112,14 @@ class ChargerReports:
         repository: Repository,
         transactions: TransactionDirectory,
         tokens: IdTokenDirectory,
+        early_readings: EarlyMeterValues,
         clock: Callable[[], datetime],
         retries: int = 5,
     ) -> None:
         self._repository = repository
         self._transactions = transactions
         self._tokens = tokens
+        self._early_readings = early_readings
         self._clock = clock
         self._retries = retries
 
@@ -197,14 +213,20 @@ class ChargerReports:
     async def meter_values(
         self, charger_id: UUID, transaction_id: str | None, readings: tuple[MeterReading, ...]
     ) -> None:
-        """Readings for a transaction; readings outside any known transaction describe no session."""
+        """Readings for a transaction. Readings that arrive before their transaction's start are kept and
+        recorded when it starts; readings outside any transaction describe no session."""
         if not readings or transaction_id is None:
             return
         session_id = await self._transactions.find(charger_id, transaction_id)
         if session_id is None:
+            await self._early_readings.keep(charger_id, transaction_id, readings)
             return
         at = self._clock()
         await self._execute(session_id, ChargingSession, lambda s: s.record_meter_values(readings, at))
+
+    async def knows(self, charger_id: UUID, transaction_id: str) -> bool:
+        """Whether the transaction's start has been recorded."""
+        return await self._transactions.find(charger_id, transaction_id) is not None
 
     async def stop(
         self,
@@ -221,12 +243,22 @@ class ChargerReports:
         because a charger whose StopTransaction is refused retries it forever.
         """
         session_id = await self._transactions.find(charger_id, transaction_id)
-        if session_id is None:
-            return None
         at = self._clock()
+        if session_id is None:
+            await self._on_charger(
+                charger_id,
+                lambda c: c.record_transaction_anomaly(
+                    transaction_id, "Stop for a transaction whose start was never reported", at
+                ),
+            )
+            return None
         for attempt in range(self._retries + 1):
             session = await self._repository.get(session_id, ChargingSession, refresh=True)
             charger = await self._require_charger(charger_id)
+            if session.status is not SessionStatus.STARTED:
+                anomaly = _stop_anomaly(session, meter_stop_wh)
+                if anomaly is not None:
+                    charger.record_transaction_anomaly(transaction_id, anomaly, at)
             if readings:
                 session.record_meter_values(readings, at)
             session.stop(max(meter_stop_wh, 0), stopped_at, reason, at)
@@ -287,12 +319,17 @@ class ChargerReports:
                 holder = charger.active_session_id(start.evse_id, start.connector_id)
                 if holder is None:
                     charger.assign_session(start.evse_id, start.connector_id, session_id, at)
+            early = await self._early_readings.kept(charger_id, transaction_id)
+            if early:
+                session.record_meter_values(early, at)
             try:
                 await self._repository.save(session, charger)
             except ConcurrencyError:
                 if attempt == self._retries:
                     raise
                 continue
+            if early:
+                await self._early_readings.forget(charger_id, transaction_id)
             return
 
     async def _terms(self, station_id: UUID) -> tuple[TariffSnapshot, str]:

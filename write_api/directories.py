@@ -8,9 +8,12 @@ side is safe in a way reading a read model would not be.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
+
+from csms.domain import MeterReading
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,55 @@ class TransactionDirectory:
             transaction_id,
         )
         return _uuid(value) if isinstance(value, UUID) else None
+
+
+class EarlyMeterValues:
+    """Readings for a transaction whose start has not arrived yet, kept until it does."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def keep(self, charger_id: UUID, transaction_id: str, readings: tuple[MeterReading, ...]) -> None:
+        await self._pool.execute(
+            "INSERT INTO early_meter_values (charger_id, transaction_id, readings) VALUES ($1, $2, $3)",
+            charger_id,
+            transaction_id,
+            [
+                {
+                    "measured_at": r.measured_at.isoformat(),
+                    "energy_wh": r.energy_wh,
+                    "power_w": r.power_w,
+                    "soc_percent": r.soc_percent,
+                }
+                for r in readings
+            ],
+        )
+
+    async def kept(self, charger_id: UUID, transaction_id: str) -> tuple[MeterReading, ...]:
+        rows = await self._pool.fetch(
+            "SELECT readings FROM early_meter_values"
+            " WHERE charger_id = $1 AND transaction_id = $2 ORDER BY id",
+            charger_id,
+            transaction_id,
+        )
+        return tuple(
+            MeterReading(
+                measured_at=datetime.fromisoformat(r["measured_at"]),
+                energy_wh=r["energy_wh"],
+                power_w=r["power_w"],
+                soc_percent=r["soc_percent"],
+            )
+            for row in rows
+            for r in row["readings"]
+        )
+
+    async def forget(self, charger_id: UUID, transaction_id: str) -> None:
+        """Drop the kept readings once they are recorded on the session."""
+        await self._pool.execute(
+            "DELETE FROM early_meter_values WHERE charger_id = $1 AND transaction_id = $2",
+            charger_id,
+            transaction_id,
+        )
 
 
 class IdTokenDirectory:

@@ -462,6 +462,18 @@ class Charger(Aggregate):
                 evse_id=evse_id, connector_id=connector_id, session_id=session_id, timestamp=at
             )
 
+    # Anomalies
+
+    def record_transaction_anomaly(self, transaction_id: str, description: str, at: datetime) -> None:
+        """Record that the charger reported something about a transaction that does not add up (a Stop for
+        a transaction never started, or one already ended with different figures). The report itself was
+        acknowledged, because chargers retry refused transaction messages forever; this keeps the trace."""
+        transaction_id = require_text(transaction_id, "transaction_id", max_length=64)
+        description = require_text(description, "description", max_length=500)
+        self._transaction_anomaly_recorded(
+            transaction_id=transaction_id, description=description, timestamp=require_aware(at, "at")
+        )
+
     def _require_connector(self, evse_id: int, connector_id: int) -> Connector:
         connector = self.connector(evse_id, connector_id)
         if connector is None:
@@ -525,6 +537,12 @@ class Charger(Aggregate):
         self._connector_states[(evse_id, connector_id)] = ConnectorState(
             status=status, error_code=error_code, reported_at=reported_at
         )
+
+    @event("TransactionAnomalyRecorded")
+    def _transaction_anomaly_recorded(
+        self, transaction_id: str, description: str, timestamp: datetime
+    ) -> None:
+        pass  # a trace for operators; it changes nothing the charger's commands depend on
 
     @event("SessionAssigned")
     def _session_assigned(

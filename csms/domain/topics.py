@@ -95,6 +95,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     EventType("Charger.ConnectorStatusChanged", _event(Charger, "ConnectorStatusChanged")),
     EventType("Charger.SessionAssigned", _event(Charger, "SessionAssigned")),
     EventType("Charger.SessionReleased", _event(Charger, "SessionReleased")),
+    EventType("Charger.TransactionAnomalyRecorded", _event(Charger, "TransactionAnomalyRecorded")),
     # ChargingSession
     EventType("ChargingSession.Requested", _event(ChargingSession, "Requested")),
     EventType("ChargingSession.StartedAtCharger", _event(ChargingSession, "StartedAtCharger")),

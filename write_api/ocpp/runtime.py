@@ -14,7 +14,7 @@ from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import AggregateCache, EventCodec, EventStore, Repository, create_pool
 from csms.settings import Settings
 from write_api.charger_reports import ChargerReports
-from write_api.directories import IdTokenDirectory, TransactionDirectory
+from write_api.directories import EarlyMeterValues, IdTokenDirectory, TransactionDirectory
 from write_api.ocpp.gateway import Gateway, GatewayConfig, create_gateway_app
 from write_api.ocpp.validation import compile_validators
 from write_api.ocpp.versions import ProtocolVersion
@@ -62,7 +62,9 @@ async def gateway_app(
     )
     # This process is the single writer of its connected chargers: it keeps their aggregates in memory.
     repository = Repository(store, EventCodec(EVENT_TYPES), AggregateCache())
-    reports = ChargerReports(repository, TransactionDirectory(pool), IdTokenDirectory(pool), utc_now)
+    reports = ChargerReports(
+        repository, TransactionDirectory(pool), IdTokenDirectory(pool), EarlyMeterValues(pool), utc_now
+    )
     gateway = Gateway(reports, gateway_config(settings), utc_now)
     try:
         yield create_gateway_app(gateway), gateway

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator
@@ -37,7 +38,7 @@ from csms.domain import (
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import AggregateCache, EventCodec, EventStore, Repository, create_pool
 from write_api.charger_reports import ChargerReports
-from write_api.directories import IdTokenDirectory, TransactionDirectory
+from write_api.directories import EarlyMeterValues, IdTokenDirectory, TransactionDirectory
 from write_api.ocpp.gateway import Gateway, GatewayConfig, create_gateway_app
 
 
@@ -113,6 +114,19 @@ class GatewayEnv:
         assert await self.tokens.claim(token, driver.id)
         return driver.id
 
+    async def wait_for(
+        self, charge_point_id: str, topic: str, count: int = 1, within: float = 10.0
+    ) -> list[str]:
+        """The charger's topics once `topic` has been recorded `count` times, woken by the store's NOTIFY."""
+        stream = charger_id_for(charge_point_id)
+        async with asyncio.timeout(within):
+            async with await self.store.subscribe(f"test-{uuid.uuid4()}", start_after=0) as events:
+                while (topics := await self.topics(charge_point_id)).count(topic) < count:
+                    batch = await events.next_batch()
+                    if not any(e.stream_id == stream and e.topic == topic for e in batch):
+                        continue
+        return topics
+
     async def topics(self, charge_point_id: str) -> list[str]:
         return [e.topic for e in await self.store.read_stream(charger_id_for(charge_point_id))]
 
@@ -128,7 +142,7 @@ async def gateway_env(database_url: str) -> AsyncIterator[GatewayEnv]:
     repository = Repository(store, EventCodec(EVENT_TYPES), AggregateCache())
     tokens = IdTokenDirectory(pool)
     transactions = TransactionDirectory(pool)
-    reports = ChargerReports(repository, transactions, tokens, now)
+    reports = ChargerReports(repository, transactions, tokens, EarlyMeterValues(pool), now)
     frames: list[tuple[str, str, str]] = []
     gateway = Gateway(
         reports,

@@ -99,10 +99,6 @@ async def test_a_second_connection_replaces_the_first_once_authenticated(gateway
             assert first.close_code == 4000
             assert gateway_env.gateway.connections[charge_point_id].websocket is not None
         await first.close()
-    for _ in range(50):
-        topics = await gateway_env.topics(charge_point_id)
-        if topics.count("Charger.Disconnected") == 1:
-            break
-        await asyncio.sleep(0.1)
+    topics = await gateway_env.wait_for(charge_point_id, "Charger.Disconnected")
     # Connected twice; the replaced connection's late disconnect is ignored, the last one's recorded.
     assert topics == ["Charger.Registered", "Charger.Connected", "Charger.Connected", "Charger.Disconnected"]

@@ -325,3 +325,26 @@ def test_rebuilding_from_events_reproduces_the_state() -> None:
     charger.disconnected(at(5) + timedelta(seconds=1), "bye")
 
     assert given(Charger, *history(charger)) == charger
+
+
+class TestTransactionAnomalies:
+    def test_an_anomaly_is_recorded_as_a_trace_and_changes_nothing_else(self) -> None:
+        charger = given(Charger, *connected_and_available())
+
+        charger.record_transaction_anomaly("4711", "StopTransaction for an unknown transaction", at(5))
+
+        [anomaly] = new_events(charger)
+        assert topics([anomaly]) == ["Charger.TransactionAnomalyRecorded"]
+        assert (anomaly.transaction_id, anomaly.description) == (
+            "4711",
+            "StopTransaction for an unknown transaction",
+        )
+        assert charger.is_connected
+        assert charger.active_session_id(1, 1) is None
+
+    def test_an_anomaly_needs_a_transaction_id_and_a_description(self) -> None:
+        charger = given(Charger, *connected_and_available())
+        with pytest.raises(InvalidValue):
+            charger.record_transaction_anomaly("", "no id", at(5))
+        with pytest.raises(InvalidValue):
+            charger.record_transaction_anomaly("1", "", at(5))

@@ -83,7 +83,12 @@ async def transaction_event(context: ChargerContext, payload: Payload) -> Payloa
     token = _id_token(payload.get("idToken"))
     at = parse_timestamp(payload["timestamp"]) or context.clock()
     verdict: TokenVerdict | None = None
-    if event_type == "Started":
+    if event_type == "Started" or (
+        event_type == "Ended" and not await context.reports.knows(context.charger_id, transaction_id)
+    ):
+        # An Ended whose Started never arrived (lost, or still queued behind it at the charger) starts the
+        # session from what the Ended tells, so the energy it reports is not lost; a late Started then
+        # changes nothing.
         evse = payload.get("evse") or {}
         started = await context.reports.start_201(
             context.charger_id,
@@ -93,14 +98,14 @@ async def transaction_event(context: ChargerContext, payload: Payload) -> Payloa
                 connector_id=int(evse.get("connectorId", 1)),
                 id_token=token,
                 meter_start_wh=_first_energy(readings),
-                started_at=at,
+                started_at=readings[0].measured_at if readings and event_type == "Ended" else at,
             ),
         )
         verdict = started.verdict
         await context.reports.meter_values(context.charger_id, transaction_id, readings[1:])
-    elif event_type == "Updated":
+    if event_type == "Updated":
         await context.reports.meter_values(context.charger_id, transaction_id, readings)
-    else:
+    elif event_type == "Ended":
         stopped_reason = info.get("stoppedReason", "Local")
         await context.reports.stop(
             context.charger_id,

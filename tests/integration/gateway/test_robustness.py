@@ -1,0 +1,229 @@
+"""Misbehaving chargers and bad networks: late, repeated and reordered messages, big frames, floods."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp.test_utils import TestServer
+from ocpp.v16 import call as call16
+from ocpp.v201 import call as call201
+
+from csms.domain import Charger, ChargingSession, SessionStatus, charger_id_for
+from tests.integration.gateway.clients import connect
+from tests.integration.gateway.conftest import GatewayEnv, basic_auth, now
+from write_api.ocpp.gateway import Gateway, GatewayConfig, create_gateway_app
+
+
+def _iso(offset_seconds: float = 0) -> str:
+    return (now() + timedelta(seconds=offset_seconds)).isoformat()
+
+
+async def test_a_stop_for_an_unknown_transaction_is_acknowledged_and_recorded_as_an_anomaly(
+    gateway_env: GatewayEnv,
+) -> None:
+    charge_point_id, password = await gateway_env.register_charger()
+    async with connect(gateway_env.url, charge_point_id, password) as charger:
+        await charger.call(call16.StopTransaction(meter_stop=10, timestamp=_iso(), transaction_id=424242))
+
+    events = await gateway_env.store.read_stream(charger_id_for(charge_point_id))
+    anomalies = [e.data for e in events if e.topic == "Charger.TransactionAnomalyRecorded"]
+    assert [a["transaction_id"] for a in anomalies] == ["424242"]
+
+
+async def test_a_second_stop_with_other_figures_is_an_anomaly_but_an_exact_replay_is_not(
+    gateway_env: GatewayEnv,
+) -> None:
+    charge_point_id, password = await gateway_env.register_charger()
+    started_at, stopped_at = _iso(-600), _iso()
+    async with connect(gateway_env.url, charge_point_id, password) as charger:
+        start = await charger.call(
+            call16.StartTransaction(connector_id=1, id_tag="ANYONE", meter_start=0, timestamp=started_at)
+        )
+        stop = call16.StopTransaction(
+            meter_stop=500, timestamp=stopped_at, transaction_id=start.transaction_id
+        )
+        await charger.call(stop)
+        await charger.call(stop)  # a retransmission
+        await charger.call(
+            call16.StopTransaction(meter_stop=900, timestamp=stopped_at, transaction_id=start.transaction_id)
+        )
+
+    topics = await gateway_env.topics(charge_point_id)
+    assert topics.count("Charger.TransactionAnomalyRecorded") == 1
+
+
+async def test_meter_values_that_arrive_before_their_start_are_kept_and_linked(
+    gateway_env: GatewayEnv,
+) -> None:
+    charge_point_id, password = await gateway_env.register_charger()
+    tx = "EARLY-1"
+    begin, middle, end = _iso(-900), _iso(-450), _iso()
+
+    def energy(wh: int, at: str) -> list[dict[str, Any]]:
+        return [{"timestamp": at, "sampledValue": [{"value": wh}]}]
+
+    async with connect(gateway_env.url, charge_point_id, password, "ocpp2.0.1") as charger:
+        # The offline queue was replayed out of order: the Updated comes first.
+        await charger.call(
+            call201.TransactionEvent(
+                event_type="Updated",
+                timestamp=middle,
+                trigger_reason="MeterValuePeriodic",
+                seq_no=1,
+                transaction_info={"transaction_id": tx},
+                meter_value=energy(3_000, middle),
+            )
+        )
+        await charger.call(
+            call201.TransactionEvent(
+                event_type="Started",
+                timestamp=begin,
+                trigger_reason="CablePluggedIn",
+                seq_no=0,
+                transaction_info={"transaction_id": tx},
+                meter_value=energy(1_000, begin),
+                evse={"id": 2, "connector_id": 1},
+            )
+        )
+        await charger.call(
+            call201.TransactionEvent(
+                event_type="Ended",
+                timestamp=end,
+                trigger_reason="EVCommunicationLost",
+                seq_no=2,
+                transaction_info={"transaction_id": tx, "stopped_reason": "EVDisconnected"},
+                meter_value=energy(4_000, end),
+            )
+        )
+
+    session_id = await gateway_env.transactions.find(charger_id_for(charge_point_id), tx)
+    assert session_id is not None
+    session = await gateway_env.repository.get(session_id, ChargingSession, refresh=True)
+    assert [r.energy_wh for r in session.readings] == [3_000, 4_000]
+    assert session.energy_wh == 3_000
+    assert session.status is SessionStatus.PRICED
+
+
+async def test_an_ended_whose_started_never_came_still_records_the_session(gateway_env: GatewayEnv) -> None:
+    charge_point_id, password = await gateway_env.register_charger()
+    tx = "ORPHAN-1"
+    begin, end = _iso(-900), _iso()
+    async with connect(gateway_env.url, charge_point_id, password, "ocpp2.0.1") as charger:
+        await charger.call(
+            call201.TransactionEvent(
+                event_type="Ended",
+                timestamp=end,
+                trigger_reason="StopAuthorized",
+                seq_no=5,
+                transaction_info={"transaction_id": tx, "stopped_reason": "Local"},
+                meter_value=[
+                    {"timestamp": begin, "sampledValue": [{"value": 10_000, "context": "Transaction.Begin"}]},
+                    {"timestamp": end, "sampledValue": [{"value": 16_500, "context": "Transaction.End"}]},
+                ],
+            )
+        )
+        # The lost Started shows up late: it changes nothing.
+        await charger.call(
+            call201.TransactionEvent(
+                event_type="Started",
+                timestamp=begin,
+                trigger_reason="Authorized",
+                seq_no=0,
+                transaction_info={"transaction_id": tx},
+                evse={"id": 1, "connector_id": 1},
+            )
+        )
+
+    session_id = await gateway_env.transactions.find(charger_id_for(charge_point_id), tx)
+    assert session_id is not None
+    session = await gateway_env.repository.get(session_id, ChargingSession, refresh=True)
+    assert session.status is SessionStatus.PRICED
+    assert session.energy_wh == 6_500
+    charger_aggregate = await gateway_env.repository.get(
+        charger_id_for(charge_point_id), Charger, refresh=True
+    )
+    assert charger_aggregate.active_session_id(1, 1) is None
+
+
+@pytest.fixture
+async def strict_gateway(gateway_env: GatewayEnv) -> AsyncIterator[str]:
+    """A second gateway on the same store with small limits: 4 KiB frames, 5 msg/s (burst 5), 0.5 s pings."""
+    gateway = Gateway(
+        gateway_env.gateway._reports,  # the same write side, other limits
+        GatewayConfig(
+            heartbeat_interval_seconds=60,
+            ping_interval_seconds=0.5,
+            max_frame_bytes=4096,
+            rate_limit_per_second=5.0,
+            rate_limit_burst=5,
+        ),
+        now,
+    )
+    server = TestServer(create_gateway_app(gateway), host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield f"ws://127.0.0.1:{server.port}/ocpp"
+    finally:
+        await server.close()
+
+
+async def test_an_oversize_frame_closes_the_connection_with_1009(
+    gateway_env: GatewayEnv, strict_gateway: str
+) -> None:
+    charge_point_id, password = await gateway_env.register_charger()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(
+            f"{strict_gateway}/{charge_point_id}",
+            protocols=("ocpp1.6",),
+            headers=basic_auth(charge_point_id, password),
+        ) as websocket,
+    ):
+        await websocket.send_str(orjson.dumps([2, "big", "DataTransfer", {"vendorId": "x" * 5000}]).decode())
+        message = await asyncio.wait_for(websocket.receive(), 5)
+    assert message.type is aiohttp.WSMsgType.CLOSE
+    assert websocket.close_code == 1009
+
+
+async def test_a_flooding_charger_is_slowed_down_and_nothing_is_dropped(
+    gateway_env: GatewayEnv, strict_gateway: str
+) -> None:
+    charge_point_id, password = await gateway_env.register_charger()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(
+            f"{strict_gateway}/{charge_point_id}",
+            protocols=("ocpp1.6",),
+            headers=basic_auth(charge_point_id, password),
+        ) as websocket,
+    ):
+        started = time.monotonic()
+        for n in range(15):
+            await websocket.send_str(f'[2, "h{n}", "Heartbeat", {{}}]')
+        replies = [orjson.loads((await asyncio.wait_for(websocket.receive(), 10)).data) for _ in range(15)]
+        elapsed = time.monotonic() - started
+    assert [reply[1] for reply in replies] == [f"h{n}" for n in range(15)]
+    # 5 go at once (the burst), the other 10 at 5 per second: at least about 2 seconds.
+    assert elapsed >= 1.8
+
+
+async def test_a_dead_connection_is_found_by_ping(gateway_env: GatewayEnv, strict_gateway: str) -> None:
+    charge_point_id, password = await gateway_env.register_charger()
+    async with aiohttp.ClientSession() as http:
+        # autoping off: this client never answers pings, like a charger whose network died.
+        websocket = await http.ws_connect(
+            f"{strict_gateway}/{charge_point_id}",
+            protocols=("ocpp1.6",),
+            headers=basic_auth(charge_point_id, password),
+            autoping=False,
+        )
+        topics = await gateway_env.wait_for(charge_point_id, "Charger.Disconnected")
+        await websocket.close()
+    assert topics[-2:] == ["Charger.Connected", "Charger.Disconnected"]
