@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from csms.cli.bench import bench
+from csms.cli.chargers import chargers
 from csms.cli.dev import dev
 from csms.cli.migrate import migrate_command
 from csms.cli.roles import RoleFailed
@@ -57,6 +58,7 @@ cli.add_command(serve)
 cli.add_command(migrate_command)
 cli.add_command(show_settings)
 cli.add_command(bench)
+cli.add_command(chargers)
 
 
 def main() -> None:
