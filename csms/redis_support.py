@@ -1,0 +1,59 @@
+"""Redis helpers shared by the Redis-backed components: Lua scripts in pipelines, stopping loops cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
+
+_log = logging.getLogger(__name__)
+
+
+class LuaScript:
+    """A Lua script run by EVALSHA, loaded on NOSCRIPT (first use, or after a Redis restart)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+
+async def run_pipeline(
+    redis: Redis, scripts: Sequence[LuaScript], build: Callable[[Pipeline], object]
+) -> list[Any]:
+    """Run `build`'s commands in one round trip; load the scripts and try again once if Redis lacks them.
+
+    redis-py's own script support asks SCRIPT EXISTS before every pipeline, a second round trip each time.
+    Scripts run through here must be idempotent, so running the whole pipeline again after NOSCRIPT is safe.
+    """
+    for attempt in range(2):
+        pipe = redis.pipeline(transaction=False)
+        build(pipe)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        if attempt == 0 and any(isinstance(result, NoScriptError) for result in results):
+            for script in scripts:
+                await redis.script_load(script.source)
+            continue
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def stop_task(task: asyncio.Task[Any]) -> None:
+    """Cancel `task` and wait until it has ended, cancelling again while it runs on.
+
+    Once is not always enough: Python 3.11's `asyncio.wait_for`, which redis-py uses while connecting, loses a
+    cancellation that arrives just as its inner future completes (CPython gh-86296), and the task carries on.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.1)
+    if not task.cancelled() and (error := task.exception()) is not None:
+        _log.error("%s failed", task.get_name(), exc_info=error)

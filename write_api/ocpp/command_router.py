@@ -1,0 +1,361 @@
+"""CSMS -> charger commands, delivered to whichever gateway instance holds the charger's socket.
+
+Each gateway process owns the sockets it accepted; the write API may run anywhere. So a command goes through
+Redis: a registry says which instance holds each charger, the request goes onto that instance's stream, the
+instance makes the OCPP call on its socket and pushes the answer onto a reply list the sender is blocked on.
+On one machine several processes take the same path, so it is always exercised.
+
+Key layout (every key starts with the deployment's key prefix):
+
+- `{prefix}charger-instance:{charge_point_id}`: string, the id of the instance holding the socket. Set on
+  connect (`claim`: the newest connection wins, wherever it is), refreshed every third of `registry_ttl` by
+  the owner, deleted on disconnect only if it still names this instance (`release`, a compare-and-delete in
+  Lua), so a connection that was replaced elsewhere cannot unregister its successor. If an instance dies, its
+  entries expire after `registry_ttl` and its chargers read as offline.
+- `{prefix}commands:{instance_id}`: stream of requests for that instance, field `request`: JSON with `id`,
+  `charge_point_id`, `action`, `payload` and `deadline` (Unix time). Trimmed to about `stream_maxlen`, and
+  expires `stream_ttl` after the last request, so a dead instance's stream disappears.
+- `{prefix}reply:{request_id}`: list holding the one `CallOutcome` (JSON) for a request; expires after
+  `reply_ttl` in case the sender stopped waiting.
+
+Why a stream and a list rather than Pub/Sub: a published message is lost if the owner's subscriber is
+reconnecting at that instant, and a published reply is lost if the sender subscribes a moment late. A stream
+entry waits for the owner's next XREAD (a brief hiccup delays a command instead of losing it), and a pushed
+reply waits for the sender's BLPOP, so there is no subscribe-before-send race. Requests carry their deadline:
+one the owner picks up too late is answered `TIMED_OUT` without reaching the charger, because a remote start
+that lands after the caller gave up is worse than none. Deadlines are wall-clock times, so instances need
+synchronised clocks (NTP), as they do for event timestamps anyway. No consumer group: a stream has exactly one
+reader, its instance, and nothing is redelivered after a crash (the caller has timed out by then).
+
+Results come back within `timeout` plus Redis's timer resolution for blocking commands (up to 1/hz, 100 ms by
+default). Redis errors while routing propagate (`redis.exceptions.RedisError`): Redis is down, which the
+caller should report as such. At most one call in flight per charger is the connection's business, not the
+router's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any, Final, Protocol
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
+
+from csms.redis_support import LuaScript, run_pipeline, stop_task
+from write_api.ocpp.outcome import CallOutcome
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_REGISTRY_TTL_SECONDS: Final = 30.0
+_MIN_BLOCK_SECONDS: Final = 0.01
+"""BLPOP rounds its timeout to whole milliseconds and reads 0 as "forever": never ask for less than this."""
+_BACKSTOP_SECONDS: Final = 0.5
+"""Slack before a local cancel overrides Redis's own BLPOP timeout (which fires up to 1/hz late)."""
+
+
+class LocalCalls(Protocol):
+    """The gateway's side: make an OCPP call on a socket this instance holds."""
+
+    async def call(
+        self,
+        charge_point_id: str,
+        action: str,
+        payload: dict[str, Any],
+        timeout: float,  # noqa: ASYNC109 (the gateway owns the socket and its pending-call bookkeeping)
+    ) -> CallOutcome:
+        """Send the CALL and wait up to `timeout` for its answer; `CallOutcome.offline()` if this instance
+        holds no connection to the charger."""
+        ...
+
+
+# KEYS: registry entry. ARGV: instance id. 1: deleted; 0: it names another instance (or nothing), left alone.
+_RELEASE = LuaScript(
+    """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+)
+
+# KEYS: registry entry. ARGV: instance id, ttl ms. 1: still ours (re-set if it had expired); 0: another's now.
+_REFRESH = LuaScript(
+    """
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+elseif owner == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+)
+
+
+class CommandRouter:
+    """Send commands to chargers wherever they are connected, and serve this instance's share of them.
+
+    The gateway calls `claim` when a charger's connection is established and `release` when it closes; the
+    write API calls `send`. `start()` runs the request consumer and the registry refresher; `close()` stops
+    them and releases every charger this instance still holds.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        key_prefix: str,
+        instance_id: str,
+        local: LocalCalls,
+        registry_ttl: float = DEFAULT_REGISTRY_TTL_SECONDS,
+        *,
+        max_concurrency: int = 1000,
+        read_block: float = 1.0,
+        reply_ttl: float = 10.0,
+        stream_maxlen: int = 10_000,
+        stream_ttl: float = 300.0,
+    ) -> None:
+        if registry_ttl <= 0 or max_concurrency <= 0 or read_block <= 0 or reply_ttl <= 0 or stream_ttl <= 0:
+            raise ValueError("TTLs, concurrency and the read block must be greater than zero")
+        self._redis = redis
+        self._prefix = key_prefix
+        self.instance_id = instance_id
+        self._local = local
+        self._registry_ttl = registry_ttl
+        self._registry_ttl_ms = max(1, round(registry_ttl * 1000))
+        self._read_block_ms = max(1, round(read_block * 1000))
+        self._reply_ttl_ms = max(1, round(reply_ttl * 1000))
+        self._stream_maxlen = stream_maxlen
+        self._stream_ttl_ms = max(1, round(stream_ttl * 1000))
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._claimed: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    def _registry_key(self, charge_point_id: str) -> str:
+        return f"{self._prefix}charger-instance:{charge_point_id}"
+
+    def _stream_key(self, instance_id: str) -> str:
+        return f"{self._prefix}commands:{instance_id}"
+
+    def _reply_key(self, request_id: str) -> str:
+        return f"{self._prefix}reply:{request_id}"
+
+    # Registry: which instance holds which charger.
+
+    async def claim(self, charge_point_id: str) -> None:
+        """This instance now holds the charger's socket; overwrites any other instance's claim."""
+        self._claimed.add(charge_point_id)
+        await self._redis.set(self._registry_key(charge_point_id), self.instance_id, px=self._registry_ttl_ms)
+
+    async def release(self, charge_point_id: str) -> bool:
+        """The charger's socket here closed. Unregisters it only if the registry still names this instance;
+        False if it had been claimed elsewhere since (the charger reconnected to another instance)."""
+        self._claimed.discard(charge_point_id)
+        key = self._registry_key(charge_point_id)
+        [deleted] = await run_pipeline(
+            self._redis, [_RELEASE], lambda pipe: pipe.evalsha(_RELEASE.sha, 1, key, self.instance_id)
+        )
+        return bool(deleted)
+
+    async def refresh(self) -> None:
+        """Extend the registry entry of every charger held here, in one round trip. An entry that expired
+        (Redis restarted, or was unreachable for a TTL) is set again; one another instance claimed since is
+        forgotten here, so commands stop going to this instance's stale socket."""
+        names = list(self._claimed)
+        if not names:
+            return
+
+        def build(pipe: Pipeline) -> None:
+            for name in names:
+                pipe.evalsha(
+                    _REFRESH.sha, 1, self._registry_key(name), self.instance_id, self._registry_ttl_ms
+                )
+
+        results = await run_pipeline(self._redis, [_REFRESH], build)
+        for name, still_ours in zip(names, results, strict=True):
+            if not still_ours:
+                _log.info("charger %s was claimed by another instance; no longer routing to it here", name)
+                self._claimed.discard(name)
+
+    async def owner(self, charge_point_id: str) -> str | None:
+        """The id of the instance holding the charger's socket, per the registry."""
+        value = await self._redis.get(self._registry_key(charge_point_id))
+        return value if value is None or isinstance(value, str) else value.decode()
+
+    # Sending.
+
+    async def send(
+        self,
+        charge_point_id: str,
+        action: str,
+        payload: dict[str, Any],
+        timeout: float,  # noqa: ASYNC109 (travels to the owner as a deadline; a cancel scope cannot)
+    ) -> CallOutcome:
+        """Make an OCPP call to the charger wherever it is connected; the result comes back within `timeout`
+        (plus Redis's timer slack) or is `TIMED_OUT`. `OFFLINE` if no instance holds it."""
+        if timeout <= 0:
+            return CallOutcome.timed_out()
+        if charge_point_id in self._claimed:
+            return await self._call_local(charge_point_id, action, payload, timeout)
+        deadline = time.time() + timeout
+        try:
+            async with asyncio.timeout(timeout + _BACKSTOP_SECONDS):
+                return await self._send_remote(charge_point_id, action, payload, deadline)
+        except TimeoutError:
+            return CallOutcome.timed_out()
+
+    async def _send_remote(
+        self, charge_point_id: str, action: str, payload: dict[str, Any], deadline: float
+    ) -> CallOutcome:
+        owner = await self.owner(charge_point_id)
+        if owner is None:
+            return CallOutcome.offline()
+        if owner == self.instance_id:  # released here a moment ago, or claimed by a call racing this one
+            return await self._call_local(charge_point_id, action, payload, deadline - time.time())
+        request_id = uuid.uuid4().hex
+        request = orjson.dumps(
+            {
+                "id": request_id,
+                "charge_point_id": charge_point_id,
+                "action": action,
+                "payload": payload,
+                "deadline": deadline,
+            }
+        )
+        stream = self._stream_key(owner)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(stream, {"request": request}, maxlen=self._stream_maxlen, approximate=True)
+            pipe.pexpire(stream, self._stream_ttl_ms)
+            await pipe.execute()
+        remaining = deadline - time.time()
+        if remaining <= 0:
+            return CallOutcome.timed_out()
+        # The reply is a list, not a message: if the owner answers before this BLPOP starts, it waits for us.
+        popped = await self._redis.blpop(
+            [self._reply_key(request_id)], timeout=max(remaining, _MIN_BLOCK_SECONDS)
+        )
+        if popped is None:
+            return CallOutcome.timed_out()
+        return CallOutcome.from_json(orjson.loads(popped[1]))
+
+    async def _call_local(
+        self,
+        charge_point_id: str,
+        action: str,
+        payload: dict[str, Any],
+        timeout: float,  # noqa: ASYNC109 (passed on to LocalCalls.call)
+    ) -> CallOutcome:
+        if timeout <= 0:
+            return CallOutcome.timed_out()
+        try:
+            # The gateway times its calls out itself; this only bounds a call that would hang regardless.
+            async with asyncio.timeout(timeout + _BACKSTOP_SECONDS):
+                return await self._local.call(charge_point_id, action, payload, timeout)
+        except TimeoutError:
+            return CallOutcome.timed_out()
+        except Exception as error:  # a gateway bug must still give the caller an answer, not hang it
+            _log.exception("%s to charger %s failed in the gateway", action, charge_point_id)
+            return CallOutcome.call_error("InternalError", f"the gateway failed to make the call: {error!r}")
+
+    # Serving this instance's requests.
+
+    async def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._consume(), name=f"command-consumer:{self.instance_id}"),
+                asyncio.create_task(self._keep_claims(), name=f"command-registry:{self.instance_id}"),
+            ]
+
+    async def close(self) -> None:
+        """Stop serving requests (calls in flight are abandoned: their senders time out), release every
+        charger held here, and delete this instance's request stream."""
+        tasks, self._tasks = self._tasks + list(self._in_flight), []
+        for task in tasks:
+            await stop_task(task)
+        names, self._claimed = list(self._claimed), set()
+
+        def build(pipe: Pipeline) -> None:
+            for name in names:
+                pipe.evalsha(_RELEASE.sha, 1, self._registry_key(name), self.instance_id)
+            pipe.delete(self._stream_key(self.instance_id))
+
+        try:
+            await run_pipeline(self._redis, [_RELEASE], build)
+        except RedisError as error:
+            _log.warning(
+                "could not release %d chargers (they expire with the registry TTL): %r", len(names), error
+            )
+
+    async def _keep_claims(self) -> None:
+        while True:
+            await asyncio.sleep(self._registry_ttl / 3)
+            try:
+                await self.refresh()
+            except RedisError as error:
+                _log.warning("could not refresh the charger registry: %r", error)
+
+    async def _consume(self) -> None:
+        # This instance's stream has no other reader and its id is new with every process: read all of it.
+        last_id: bytes | str = "0-0"
+        stream = self._stream_key(self.instance_id)
+        retry = 0.1
+        while True:
+            try:
+                response: Any = await self._redis.xread(
+                    {stream: last_id}, count=100, block=self._read_block_ms
+                )
+            except RedisError as error:
+                _log.warning("cannot read commands from Redis, retrying in %.1fs: %r", retry, error)
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, 5.0)
+                continue
+            retry = 0.1
+            streams = response.items() if isinstance(response, dict) else (response or [])
+            for _name, entries in streams:
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    # Bounded concurrency: when every slot is busy, requests wait in the stream (and are still
+                    # checked against their deadline when their turn comes).
+                    await self._slots.acquire()
+                    task = asyncio.create_task(self._serve(fields))
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._served)
+
+    def _served(self, task: asyncio.Task[None]) -> None:
+        self._slots.release()
+        self._in_flight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("serving a command failed", exc_info=task.exception())
+
+    async def _serve(self, fields: dict[bytes, bytes]) -> None:
+        try:
+            request = orjson.loads(fields[b"request"])
+            request_id = str(request["id"])
+            charge_point_id = str(request["charge_point_id"])
+            action = str(request["action"])
+            payload = dict(request["payload"])
+            deadline = float(request["deadline"])
+        except (KeyError, TypeError, ValueError) as error:
+            _log.warning("dropping a malformed command request: %r", error)
+            return
+        remaining = deadline - time.time()
+        if remaining <= 0:
+            _log.info("%s for charger %s arrived after its deadline: not sent", action, charge_point_id)
+            result = CallOutcome.timed_out()
+        else:
+            result = await self._call_local(charge_point_id, action, payload, remaining)
+        reply = self._reply_key(request_id)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.lpush(reply, orjson.dumps(result.to_json()))
+                pipe.pexpire(reply, self._reply_ttl_ms)
+                await pipe.execute()
+        except RedisError as error:
+            _log.warning("could not reply to %s for charger %s: %r", action, charge_point_id, error)
