@@ -54,7 +54,10 @@ async def run_health(context: RoleContext) -> None:
 async def run_gateway(context: RoleContext) -> None:
     """The OCPP-J gateway on CSMS_OCPP_PORT (wss:// when CSMS_OCPP_TLS_CERT / _KEY are set)."""
     settings = context.settings
-    async with gateway_app(settings, context.servers.database_url) as (app, _gateway):
+    async with gateway_app(settings, context.servers.database_url, context.servers.redis_url) as (
+        app,
+        _gateway,
+    ):
         await serve_app(
             app,
             host=settings.host,

@@ -1,73 +1,65 @@
-"""`csms serve --role gateway` as a real process: a charger connects and boots; SIGTERM drains it."""
+"""`csms serve --role gateway` as real processes: chargers connect and boot, commands cross processes through
+Redis, and SIGTERM drains the chargers."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import signal
-import socket
-import sys
+from typing import Any
 
 import asyncpg
 from ocpp.v16 import call
+from redis.asyncio import Redis
 
 from csms.domain import charger_id_for
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import EventCodec, EventStore, Repository, create_pool
+from tests.e2e.processes import free_port, role_process
 from tests.integration.gateway.clients import connect
 from tests.integration.gateway.conftest import register_charger
+from write_api.ocpp.command_router import CommandRouter
+from write_api.ocpp.outcome import CallOutcome, CallStatus
+from write_api.ocpp.presence import Presence
 
-_TIMEOUT_SECONDS = 60
+
+class NoSockets:
+    """This test process holds no charger connections: every command must travel to a gateway."""
+
+    async def call(
+        self, charge_point_id: str, action: str, payload: dict[str, Any], within: float
+    ) -> CallOutcome:
+        return CallOutcome.offline()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+async def _register(database_url: str, count: int) -> list[tuple[str, str]]:
+    pool = await create_pool(database_url, max_size=2)
+    store = EventStore(pool, database_url)
+    try:
+        repository = Repository(store, EventCodec(EVENT_TYPES))
+        return [await register_charger(repository) for _ in range(count)]
+    finally:
+        await store.close()
+        await pool.close()
 
 
 async def test_gateway_role_serves_chargers_and_records_their_disconnect_on_sigterm(
-    database_url: str, redis_url: str, pool: asyncpg.Pool
+    database_url: str, redis_url: str, redis_key_prefix: str, pool: asyncpg.Pool
 ) -> None:
-    store_pool = await create_pool(database_url, max_size=2)
-    store = EventStore(store_pool, database_url)
-    charge_point_id, password = await register_charger(Repository(store, EventCodec(EVENT_TYPES)))
-    await store.close()
-    await store_pool.close()
-    port = _free_port()
+    [(charge_point_id, password)] = await _register(database_url, 1)
+    port = free_port()
     environment = {
-        **os.environ,
         "CSMS_DATABASE_URL": database_url,
         "CSMS_REDIS_URL": redis_url,
+        "CSMS_REDIS_KEY_PREFIX": redis_key_prefix,
         "CSMS_OCPP_PORT": str(port),
-        "CSMS_LOG_LEVEL": "INFO",
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "csms.cli", "serve", "--role", "gateway",
-        env=environment, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert process.stderr is not None
-    log: list[dict[str, object]] = []
-    try:
-        async with asyncio.timeout(_TIMEOUT_SECONDS):
-            while not any(entry.get("message") == "listening" for entry in log):
-                line = await process.stderr.readline()
-                assert line, f"csms serve exited early: {log}"
-                log.append(json.loads(line))
-            async with connect(f"ws://127.0.0.1:{port}/ocpp", charge_point_id, password) as charger:
-                boot = await charger.call(
-                    call.BootNotification(charge_point_model="Demo", charge_point_vendor="Acme")
-                )
-                assert boot.status == "Accepted"
-                process.send_signal(signal.SIGTERM)
-                remaining = await process.stderr.read()
-                assert await process.wait() == 0, remaining.decode()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    async with role_process("gateway", **environment) as gateway:
+        async with connect(f"ws://127.0.0.1:{port}/ocpp", charge_point_id, password) as charger:
+            boot = await charger.call(
+                call.BootNotification(charge_point_model="Demo", charge_point_vendor="Acme")
+            )
+            assert boot.status == "Accepted"
+            code, remaining = await gateway.terminate()
+            assert code == 0, remaining
 
     topics = [
         row["topic"]
@@ -78,3 +70,46 @@ async def test_gateway_role_serves_chargers_and_records_their_disconnect_on_sigt
     ]
     # The drain closed the charger with "going away" and recorded the disconnect before the process ended.
     assert topics[-3:] == ["Charger.Connected", "Charger.BootRecorded", "Charger.Disconnected"]
+
+
+async def test_commands_reach_chargers_on_either_of_two_gateway_processes(
+    database_url: str, redis_url: str, redis_key_prefix: str
+) -> None:
+    (first_id, first_password), (second_id, second_password) = await _register(database_url, 2)
+    ports = free_port(), free_port()
+    common = {
+        "CSMS_DATABASE_URL": database_url,
+        "CSMS_REDIS_URL": redis_url,
+        "CSMS_REDIS_KEY_PREFIX": redis_key_prefix,
+    }
+    redis = Redis.from_url(redis_url)
+    router = CommandRouter(redis, redis_key_prefix, "e2e-test", NoSockets())
+    await router.start()
+    try:
+        async with (
+            role_process("gateway", CSMS_OCPP_PORT=str(ports[0]), **common),
+            role_process("gateway", CSMS_OCPP_PORT=str(ports[1]), **common),
+            connect(f"ws://127.0.0.1:{ports[0]}/ocpp", first_id, first_password) as first,
+            connect(f"ws://127.0.0.1:{ports[1]}/ocpp", second_id, second_password) as second,
+        ):
+            for charger in (first, second):
+                await charger.call(
+                    call.BootNotification(charge_point_model="Demo", charge_point_vendor="Acme")
+                )
+            results = await asyncio.gather(
+                router.send(first_id, "Reset", {"type": "Soft"}, 10),
+                router.send(second_id, "Reset", {"type": "Hard"}, 10),
+                router.send("NOT-CONNECTED", "Reset", {"type": "Hard"}, 10),
+            )
+            presence = Presence(redis, redis_key_prefix, "e2e-test")
+            owners = [(await presence.get(cp)) for cp in (first_id, second_id)]
+    finally:
+        await router.close()
+        await redis.aclose()
+
+    assert [r.status for r in results] == [CallStatus.RESULT, CallStatus.RESULT, CallStatus.OFFLINE]
+    assert results[0].payload == {"status": "Accepted"}
+    assert (first.resets, second.resets) == (["Soft"], ["Hard"])
+    assert owners[0] is not None
+    assert owners[1] is not None
+    assert owners[0].instance_id != owners[1].instance_id  # two processes, one charger each

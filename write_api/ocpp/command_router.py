@@ -66,10 +66,10 @@ class LocalCalls(Protocol):
         charge_point_id: str,
         action: str,
         payload: dict[str, Any],
-        timeout: float,  # noqa: ASYNC109 (the gateway owns the socket and its pending-call bookkeeping)
+        within: float,
     ) -> CallOutcome:
-        """Send the CALL and wait up to `timeout` for its answer; `CallOutcome.offline()` if this instance
-        holds no connection to the charger."""
+        """Send the CALL and wait up to `within` seconds for its answer; `CallOutcome.offline()` if this
+        instance holds no connection to the charger."""
         ...
 
 

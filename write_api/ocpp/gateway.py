@@ -19,14 +19,17 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from csms.credentials import verify_charger_password
 from csms.domain import InvalidValue, OcppVersion, charger_id_for
 from write_api.charger_reports import ChargerReports
+from write_api.ocpp.command_router import CommandRouter
 from write_api.ocpp.connection import ChargerConnection, RateLimiter
 from write_api.ocpp.handlers import v16, v201
 from write_api.ocpp.handlers.context import ChargerContext, Handlers
 from write_api.ocpp.outcome import CallOutcome
+from write_api.ocpp.presence import Presence
 from write_api.ocpp.versions import ProtocolVersion, choose_version
 
 _log = logging.getLogger(__name__)
@@ -66,11 +69,16 @@ class Gateway:
         config: GatewayConfig,
         clock: Callable[[], datetime],
         frame_log: FrameLog | None = None,
+        presence: Presence | None = None,
     ) -> None:
         self._reports = reports
         self._config = config
         self._clock = clock
         self._frame_log = frame_log or (lambda _cp, _direction, _raw: None)
+        self._presence = presence
+        self.router: CommandRouter | None = (
+            None  # set by the runtime once the router (which calls back) exists
+        )
         self.connections: dict[str, ChargerConnection] = {}
         self.connected_event = asyncio.Event()  # set whenever a charger finishes connecting (for tests)
         self._handlers_running = 0
@@ -144,7 +152,7 @@ class Gateway:
             version,
             _HANDLERS[version],
             on_frame=lambda direction, raw: self._frame_log(charge_point_id, direction, raw),
-            on_seen=lambda: None,
+            on_seen=self._seen_callback(charge_point_id),
             rate_limiter=RateLimiter(self._config.rate_limit_per_second, self._config.rate_limit_burst),
         )
         previous = self.connections.get(charge_point_id)
@@ -153,6 +161,7 @@ class Gateway:
             await previous.close(_REPLACED, "replaced by a newer connection")
         try:
             await self._reports.connected(charger_id, _DOMAIN_VERSION[version], connection_id)
+            await self._announce(charge_point_id, version, connection_id)
             self.connected_event.set()
             _log.info("charger connected", extra={"charger": charge_point_id, "protocol": version.value})
             await connection.serve()
@@ -160,16 +169,54 @@ class Gateway:
             if self.connections.get(charge_point_id) is connection:
                 del self.connections[charge_point_id]
             # Shielded: recording the disconnect must survive the server cancelling this handler on shutdown.
-            await asyncio.shield(self._disconnected(charger_id, connection_id, connection.close_reason))
+            await asyncio.shield(
+                self._disconnected(charge_point_id, charger_id, connection_id, connection.close_reason)
+            )
             _log.info(
                 "charger disconnected", extra={"charger": charge_point_id, "reason": connection.close_reason}
             )
 
-    async def _disconnected(self, charger_id: uuid.UUID, connection_id: uuid.UUID, reason: str) -> None:
+    def _seen_callback(self, charge_point_id: str) -> Callable[[], None]:
+        presence = self._presence
+        if presence is None:
+            return lambda: None
+        return lambda: presence.seen(charge_point_id, self._clock())
+
+    async def _announce(
+        self, charge_point_id: str, version: ProtocolVersion, connection_id: uuid.UUID
+    ) -> None:
+        """Presence and routing registry in Redis. Best effort: a Redis outage must not keep chargers out
+        (their facts go to Postgres); presence catches up at the next flush, the registry at its refresh."""
+        try:
+            if self._presence is not None:
+                await self._presence.connected(
+                    charge_point_id, version.value, str(connection_id), self._clock()
+                )
+            if self.router is not None:
+                await self.router.claim(charge_point_id)
+        except RedisError as error:
+            _log.warning(
+                "could not announce a charger in Redis",
+                extra={"charger": charge_point_id, "error": str(error)},
+            )
+
+    async def _disconnected(
+        self, charge_point_id: str, charger_id: uuid.UUID, connection_id: uuid.UUID, reason: str
+    ) -> None:
         try:
             await self._reports.disconnected(charger_id, connection_id, reason[:500] or "closed")
         except Exception:
-            _log.exception("could not record a disconnect", extra={"charger_id": str(charger_id)})
+            _log.exception("could not record a disconnect", extra={"charger": charge_point_id})
+        try:
+            if self._presence is not None:
+                await self._presence.disconnected(charge_point_id, str(connection_id), self._clock())
+            if self.router is not None and charge_point_id not in self.connections:
+                await self.router.release(charge_point_id)
+        except RedisError as error:
+            _log.warning(
+                "could not withdraw a charger from Redis",
+                extra={"charger": charge_point_id, "error": str(error)},
+            )
 
     async def call(
         self, charge_point_id: str, action: str, payload: dict[str, Any], within: float

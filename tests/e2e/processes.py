@@ -1,0 +1,58 @@
+"""Start `csms serve --role ...` as real processes for end-to-end tests, and stop them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+_START_TIMEOUT_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class RoleProcess:
+    process: asyncio.subprocess.Process
+    log: list[dict[str, object]] = field(default_factory=list)
+
+    async def terminate(self) -> tuple[int, str]:
+        """SIGTERM, then the exit code and whatever it logged after."""
+        assert self.process.stderr is not None
+        self.process.send_signal(signal.SIGTERM)
+        remaining = await asyncio.wait_for(self.process.stderr.read(), _START_TIMEOUT_SECONDS)
+        return await self.process.wait(), remaining.decode()
+
+
+@contextlib.asynccontextmanager
+async def role_process(role: str, **environment: str) -> AsyncIterator[RoleProcess]:
+    """`csms serve --role ROLE` with the given CSMS_* variables, once it logs that it is listening."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "csms.cli", "serve", "--role", role,
+        env={**os.environ, "CSMS_LOG_LEVEL": "INFO", **environment},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    running = RoleProcess(process)
+    try:
+        async with asyncio.timeout(_START_TIMEOUT_SECONDS):
+            while not any(entry.get("message") == "listening" for entry in running.log):
+                line = await process.stderr.readline()
+                assert line, f"csms serve --role {role} exited early: {running.log}"
+                running.log.append(json.loads(line))
+        yield running
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
