@@ -52,14 +52,16 @@ async def test_gateway_role_serves_chargers_and_records_their_disconnect_on_sigt
         "CSMS_REDIS_KEY_PREFIX": redis_key_prefix,
         "CSMS_OCPP_PORT": str(port),
     }
-    async with role_process("gateway", **environment) as gateway:
-        async with connect(f"ws://127.0.0.1:{port}/ocpp", charge_point_id, password) as charger:
-            boot = await charger.call(
-                call.BootNotification(charge_point_model="Demo", charge_point_vendor="Acme")
-            )
-            assert boot.status == "Accepted"
-            code, remaining = await gateway.terminate()
-            assert code == 0, remaining
+    async with (
+        role_process("gateway", **environment) as gateway,
+        connect(f"ws://127.0.0.1:{port}/ocpp", charge_point_id, password) as charger,
+    ):
+        boot = await charger.call(
+            call.BootNotification(charge_point_model="Demo", charge_point_vendor="Acme")
+        )
+        assert boot.status == "Accepted"
+        code, remaining = await gateway.terminate()
+        assert code == 0, remaining
 
     topics = [
         row["topic"]
