@@ -82,6 +82,7 @@ class Gateway:
         self.connections: dict[str, ChargerConnection] = {}
         self.connected_event = asyncio.Event()  # set whenever a charger finishes connecting (for tests)
         self._handlers_running = 0
+        self._cleanups: set[asyncio.Future[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -168,10 +169,14 @@ class Gateway:
         finally:
             if self.connections.get(charge_point_id) is connection:
                 del self.connections[charge_point_id]
-            # Shielded: recording the disconnect must survive the server cancelling this handler on shutdown.
-            await asyncio.shield(
+            # Shielded: recording the disconnect must survive the server cancelling this handler on shutdown,
+            # and `close_all` waits for it before the process lets go of the event store.
+            cleanup = asyncio.ensure_future(
                 self._disconnected(charge_point_id, charger_id, connection_id, connection.close_reason)
             )
+            self._cleanups.add(cleanup)
+            cleanup.add_done_callback(self._cleanups.discard)
+            await asyncio.shield(cleanup)
             _log.info(
                 "charger disconnected", extra={"charger": charge_point_id, "reason": connection.close_reason}
             )
@@ -237,6 +242,8 @@ class Gateway:
             await asyncio.wait_for(self._idle.wait(), drain_seconds)
         except TimeoutError:
             _log.warning("chargers still draining at shutdown", extra={"connections": self._handlers_running})
+        if self._cleanups:
+            await asyncio.wait(list(self._cleanups), timeout=drain_seconds)
 
 
 def _authenticated(request: web.Request, charge_point_id: str, password_hash: str) -> bool:

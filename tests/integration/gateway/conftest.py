@@ -146,7 +146,13 @@ async def gateway_env(database_url: str) -> AsyncIterator[GatewayEnv]:
     frames: list[tuple[str, str, str]] = []
     gateway = Gateway(
         reports,
-        GatewayConfig(heartbeat_interval_seconds=60, ping_interval_seconds=5.0, max_frame_bytes=65_536),
+        GatewayConfig(
+            heartbeat_interval_seconds=60,
+            ping_interval_seconds=5.0,
+            max_frame_bytes=65_536,
+            rate_limit_per_second=1000,
+            rate_limit_burst=1000,
+        ),
         now,
         frame_log=lambda cp, direction, raw: frames.append((cp, direction, raw)),
     )
