@@ -31,8 +31,8 @@ json_values = st.recursive(
 int64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 message_ids = st.text(max_size=40) | int64 | st.none()
 payloads = st.dictionaries(
-    st.sampled_from(["connectorId", "errorCode", "status", "idTag", "meterStart", "timestamp",
-                     "transactionId", "meterValue", "chargePointVendor", "chargePointModel", "vendorId", "x"]),
+    st.sampled_from(["connectorId", "errorCode", "status", "idTag", "meterStart", "timestamp", "x",
+                     "transactionId", "meterValue", "chargePointVendor", "chargePointModel", "vendorId"]),
     json_values,
     max_size=6,
 )  # fmt: skip
