@@ -91,6 +91,14 @@ class Settings:
         "CSMS_OCPP_RATE_LIMIT", 20.0, "Messages per second one charger may send before it is slowed down."
     )
     ocpp_rate_burst: int = _setting("CSMS_OCPP_RATE_BURST", 100, "Messages a charger may send in a burst.")
+    ocpp_boots_per_second: float = _setting(
+        "CSMS_OCPP_BOOTS_PER_SECOND",
+        500.0,
+        "Boots accepted per second; beyond it (reconnect storms) chargers hear Pending and retry later.",
+    )
+    ocpp_boot_burst: int = _setting(
+        "CSMS_OCPP_BOOT_BURST", 1000, "Boots accepted at once before that pace applies."
+    )
     ocpp_call_timeout_seconds: float = _setting(
         "CSMS_OCPP_CALL_TIMEOUT_SECONDS", 30.0, "How long a command waits for the charger's answer."
     )
@@ -198,6 +206,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "ocpp_max_frame_bytes": _positive(int),
     "ocpp_rate_limit": _positive(float),
     "ocpp_rate_burst": _positive(int),
+    "ocpp_boots_per_second": _positive(float),
+    "ocpp_boot_burst": _positive(int),
     "ocpp_call_timeout_seconds": _positive(float),
     "ocpp_tls_cert": Path,
     "ocpp_tls_key": Path,

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from csms.credentials import verify_charger_password
 from csms.domain import InvalidValue, OcppVersion, charger_id_for
 from write_api.charger_reports import ChargerReports
+from write_api.ocpp.admission import BootAdmission
 from write_api.ocpp.command_router import CommandRouter
 from write_api.ocpp.connection import ChargerConnection, RateLimiter
 from write_api.ocpp.handlers import v16, v201
@@ -54,6 +55,8 @@ class GatewayConfig:
     max_frame_bytes: int = 131_072
     rate_limit_per_second: float = 20.0
     rate_limit_burst: int = 100
+    boots_per_second: float = 500.0
+    boot_burst: int = 1000
 
 
 FrameLog = Callable[[str, str, str], None]
@@ -76,6 +79,7 @@ class Gateway:
         self._clock = clock
         self._frame_log = frame_log or (lambda _cp, _direction, _raw: None)
         self._presence = presence
+        self.admission = BootAdmission(config.boots_per_second, config.boot_burst)
         self.router: CommandRouter | None = (
             None  # set by the runtime once the router (which calls back) exists
         )
@@ -144,6 +148,7 @@ class Gateway:
             reports=self._reports,
             clock=self._clock,
             heartbeat_interval=self._config.heartbeat_interval_seconds,
+            admission=self.admission,
             # A charger reconnecting after a network outage does not boot again; one that never booted must.
             booted=booted_before,
         )

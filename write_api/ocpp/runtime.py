@@ -38,6 +38,8 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         max_frame_bytes=settings.ocpp_max_frame_bytes,
         rate_limit_per_second=settings.ocpp_rate_limit,
         rate_limit_burst=settings.ocpp_rate_burst,
+        boots_per_second=settings.ocpp_boots_per_second,
+        boot_burst=settings.ocpp_boot_burst,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from write_api.charger_reports import ChargerReports
+from write_api.ocpp.admission import BootAdmission
 
 
 @dataclass(slots=True)
@@ -25,6 +26,7 @@ class ChargerContext:
     reports: ChargerReports
     clock: Callable[[], datetime]
     heartbeat_interval: int
+    admission: BootAdmission | None = None
     booted: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -32,6 +34,22 @@ class ChargerContext:
 Payload = dict[str, Any]
 Handler = Callable[[ChargerContext, Payload], Awaitable[Payload]]
 Handlers = Mapping[str, Handler]
+
+
+def boot_response(context: ChargerContext, record: Callable[[], Awaitable[None]]) -> Awaitable[Payload]:
+    """Accept the boot (recording it with `record`) or, when the node is over its boot pace, answer Pending
+    without recording anything; the same for both protocol versions."""
+
+    async def answer() -> Payload:
+        retry_after = None if context.admission is None else context.admission.admit()
+        if retry_after is not None:
+            context.booted = False
+            return {"status": "Pending", "currentTime": now_iso(context), "interval": retry_after}
+        await record()
+        context.booted = True
+        return {"status": "Accepted", "currentTime": now_iso(context), "interval": context.heartbeat_interval}
+
+    return answer()
 
 
 def now_iso(context: ChargerContext) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from csms.domain import ConnectorStatus, IdToken, IdTokenType, InvalidValue, StopReason
 from write_api.charger_reports import Authorization, TokenVerdict, TransactionStart
-from write_api.ocpp.handlers.context import ChargerContext, Handlers, Payload, now_iso
+from write_api.ocpp.handlers.context import ChargerContext, Handlers, Payload, boot_response, now_iso
 from write_api.ocpp.meter_values import parse_timestamp, readings_from_16
 
 # 1.6 AuthorizationStatus has no "Unknown": an idTag we do not know is "Invalid" (§7.2).
@@ -35,15 +35,16 @@ def _id_token(id_tag: Any) -> IdToken | None:
 
 
 async def boot_notification(context: ChargerContext, payload: Payload) -> Payload:
-    await context.reports.boot(
-        context.charger_id,
-        vendor=payload["chargePointVendor"],
-        model=payload["chargePointModel"],
-        serial_number=payload.get("chargePointSerialNumber") or payload.get("chargeBoxSerialNumber"),
-        firmware=payload.get("firmwareVersion"),
-    )
-    context.booted = True
-    return {"status": "Accepted", "currentTime": now_iso(context), "interval": context.heartbeat_interval}
+    async def record() -> None:
+        await context.reports.boot(
+            context.charger_id,
+            vendor=payload["chargePointVendor"],
+            model=payload["chargePointModel"],
+            serial_number=payload.get("chargePointSerialNumber") or payload.get("chargeBoxSerialNumber"),
+            firmware=payload.get("firmwareVersion"),
+        )
+
+    return await boot_response(context, record)
 
 
 async def heartbeat(context: ChargerContext, payload: Payload) -> Payload:

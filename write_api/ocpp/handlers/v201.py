@@ -6,7 +6,7 @@ from typing import Any
 
 from csms.domain import ConnectorStatus, IdToken, IdTokenType, InvalidValue, MeterReading, StopReason
 from write_api.charger_reports import TokenVerdict, TransactionStart
-from write_api.ocpp.handlers.context import ChargerContext, Handlers, Payload, now_iso
+from write_api.ocpp.handlers.context import ChargerContext, Handlers, Payload, boot_response, now_iso
 from write_api.ocpp.meter_values import parse_timestamp, readings_from_201
 
 _TOKEN_TYPES = {
@@ -36,15 +36,17 @@ def _id_token_info(verdict: TokenVerdict) -> Payload:
 
 async def boot_notification(context: ChargerContext, payload: Payload) -> Payload:
     station = payload["chargingStation"]
-    await context.reports.boot(
-        context.charger_id,
-        vendor=station["vendorName"],
-        model=station["model"],
-        serial_number=station.get("serialNumber"),
-        firmware=station.get("firmwareVersion"),
-    )
-    context.booted = True
-    return {"status": "Accepted", "currentTime": now_iso(context), "interval": context.heartbeat_interval}
+
+    async def record() -> None:
+        await context.reports.boot(
+            context.charger_id,
+            vendor=station["vendorName"],
+            model=station["model"],
+            serial_number=station.get("serialNumber"),
+            firmware=station.get("firmwareVersion"),
+        )
+
+    return await boot_response(context, record)
 
 
 async def heartbeat(context: ChargerContext, payload: Payload) -> Payload:
