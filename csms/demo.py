@@ -10,6 +10,7 @@ from pathlib import Path
 from uuid import UUID, uuid5
 
 from csms.credentials import hash_charger_password, new_charger_password
+from csms.directories import IdTokenDirectory
 from csms.domain import (
     Address,
     Charger,
@@ -19,7 +20,10 @@ from csms.domain import (
     ConnectorStandard,
     Coordinates,
     Currency,
+    Driver,
     Evse,
+    IdToken,
+    IdTokenType,
     PowerType,
     PriceComponent,
     Station,
@@ -36,6 +40,9 @@ from csms.eventstore import EventCodec, EventStore, Repository, create_pool
 _NAMESPACE = UUID("0b9f6c1e-5f3a-4d0e-8d8c-6a1f2b3c4d5e")
 DEMO_COMPANY_ID = uuid5(_NAMESPACE, "company")
 DEMO_TARIFF_ID = uuid5(_NAMESPACE, "tariff")
+DEMO_DRIVER_ID = uuid5(_NAMESPACE, "driver")
+# The RFID card of the demo driver: `csms simulate --id-tag DEMO-RFID-0001` charges with it.
+DEMO_ID_TAG = "DEMO-RFID-0001"
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,9 @@ async def seed_demo(database_url: str, credentials_file: Path) -> list[str]:
             at,
             parking_grace_period_s=1800,
         )
-        aggregates: list[object] = [company, tariff]
+        driver = Driver.register(DEMO_DRIVER_ID, "demo.driver@example.com", "Demo Driver", at)
+        driver.add_id_token(IdToken(DEMO_ID_TAG, IdTokenType.RFID), at)
+        aggregates: list[object] = [company, tariff, driver]
         credentials: list[tuple[str, str]] = []
         for demo in _STATIONS:
             station = Station.create(
@@ -153,6 +162,7 @@ async def seed_demo(database_url: str, credentials_file: Path) -> list[str]:
                 )
                 credentials.append((charge_point_id, password))
         codec = EventCodec(EVENT_TYPES)
+        await IdTokenDirectory(pool).claim(DEMO_ID_TAG, DEMO_DRIVER_ID)
         await Repository(store, codec).save(*aggregates, metadata={"correlation_id": "demo-seed"})
         _write_credentials(credentials_file, credentials)
         return [charger_id for charger_id, _ in credentials]

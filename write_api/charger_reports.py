@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID
 
+from csms.directories import EarlyMeterValues, IdTokenDirectory, TransactionDirectory
 from csms.domain import (
     Charger,
     ChargingSession,
@@ -39,7 +40,6 @@ from csms.domain import (
     UnknownIdToken,
 )
 from csms.eventstore import AggregateNotFoundError, ConcurrencyError, Repository
-from write_api.directories import EarlyMeterValues, IdTokenDirectory, TransactionDirectory
 
 A = TypeVar("A")
 

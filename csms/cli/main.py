@@ -17,6 +17,7 @@ from csms.connectivity import DependencyUnavailable
 from csms.embedded import EmbeddedServerError
 from csms.migrations import MigrationError
 from csms.settings import Settings, SettingsError
+from loadtests.simulator.cli import simulate
 
 
 class ConfigurationError(click.ClickException):
@@ -59,6 +60,7 @@ cli.add_command(migrate_command)
 cli.add_command(show_settings)
 cli.add_command(bench)
 cli.add_command(chargers)
+cli.add_command(simulate)
 
 
 def main() -> None:

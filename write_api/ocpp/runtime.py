@@ -14,11 +14,11 @@ from pathlib import Path
 from aiohttp import web
 from redis.asyncio import Redis
 
+from csms.directories import EarlyMeterValues, IdTokenDirectory, TransactionDirectory
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import AggregateCache, EventCodec, EventStore, Repository, create_pool
 from csms.settings import Settings
 from write_api.charger_reports import ChargerReports
-from write_api.directories import EarlyMeterValues, IdTokenDirectory, TransactionDirectory
 from write_api.ocpp.command_router import CommandRouter
 from write_api.ocpp.gateway import Gateway, GatewayConfig, create_gateway_app
 from write_api.ocpp.message_log import MessageLog

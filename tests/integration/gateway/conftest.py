@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from csms.credentials import hash_charger_password, new_charger_password
+from csms.directories import EarlyMeterValues, IdTokenDirectory, TransactionDirectory
 from csms.domain import (
     Address,
     Charger,
@@ -38,7 +39,6 @@ from csms.domain import (
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import AggregateCache, EventCodec, EventStore, Repository, create_pool
 from write_api.charger_reports import ChargerReports
-from write_api.directories import EarlyMeterValues, IdTokenDirectory, TransactionDirectory
 from write_api.ocpp.gateway import Gateway, GatewayConfig, create_gateway_app
 
 
