@@ -1,4 +1,4 @@
-"""Every CSMS-initiated command, in both protocol versions, against simulated chargers (the real simulator)."""
+"""Every CSMS-initiated command, in both protocol versions, against simulated chargers."""
 
 from __future__ import annotations
 
