@@ -1,4 +1,4 @@
-"""Security profile 2: with CSMS_OCPP_TLS_CERT and _KEY the gateway serves wss://, Basic auth still required."""
+"""Security profile 2: with CSMS_OCPP_TLS_CERT and _KEY the gateway serves wss:// (Basic auth too)."""
 
 from __future__ import annotations
 
