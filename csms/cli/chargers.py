@@ -7,15 +7,17 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import click
+from redis.asyncio import Redis
 
 from csms.cli.runtime import run
 from csms.connectivity import wait_for_servers
 from csms.domain.topics import EVENT_TYPES
-from csms.embedded import resolve_database
+from csms.embedded import resolve_database, resolve_redis
 from csms.eventstore import EventCodec, EventStore, Repository, create_pool
 from csms.migrations import migrate
 from csms.settings import Settings
 from write_api.charger_admin import ChargerAdmin, ChargerAdminError, RegisteredCharger, parse_evse
+from write_api.ocpp.message_log import LoggedFrame, MessageLog
 
 
 @click.group()
@@ -64,6 +66,29 @@ def rotate_password(settings: Settings, charge_point_id: str) -> None:
         return await admin.rotate_password(charge_point_id)
 
     _print(_with_admin(settings, rotate))
+
+
+@chargers.command("log")
+@click.option("--id", "charge_point_id", required=True, help="OCPP identity of the charger.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000), help="Frames to show.")
+@click.pass_obj
+def log(settings: Settings, charge_point_id: str, limit: int) -> None:
+    """The charger's latest OCPP frames in both directions, oldest first (to debug a charger)."""
+
+    async def read(redis_url: str) -> list[LoggedFrame]:
+        redis = Redis.from_url(redis_url)
+        try:
+            return await MessageLog(redis, settings.redis_key_prefix).read(charge_point_id, limit)
+        finally:
+            await redis.aclose()
+
+    with resolve_redis(settings) as redis_url:
+        frames = run(read(redis_url))
+    for frame in reversed(frames):
+        arrow = "->" if frame.direction == "in" else "<-"
+        click.echo(f"{frame.at.isoformat(timespec='milliseconds')} {arrow} {frame.raw}")
+    if not frames:
+        click.echo(f"no frames logged for {charge_point_id}", err=True)
 
 
 def _print(registered: RegisteredCharger) -> None:
