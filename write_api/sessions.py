@@ -1,0 +1,246 @@
+"""Starting and stopping charging sessions from the app: decided on aggregates, carried out by the charger.
+
+Start: the checks run on the Charger, Driver and Company aggregates (never a read model); the session is
+requested and the connector held in one atomic commit, so two phones starting one connector get one session
+and one conflict. Then the charger is asked, and the answer (accepted, refused, offline, silent) is recorded
+before the caller hears it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from csms.directories import IdTokenDirectory
+from csms.domain import (
+    Charger,
+    ChargingSession,
+    Company,
+    ConnectorUnavailable,
+    Driver,
+    IdToken,
+    IdTokenType,
+    InvalidValue,
+    SessionConflict,
+    SessionStatus,
+    charger_id_for,
+)
+from csms.eventstore import AggregateNotFoundError, ConcurrencyError, Repository
+from write_api.ocpp.commands import ChargerCommands, CommandOutcome, CommandStatus
+
+
+class SessionError(Exception):
+    """A start or stop that cannot be done; the subclass says why, the message says what."""
+
+
+class NotFound(SessionError):
+    """No such charger or session, or none this caller may see (the same answer, so ids cannot be probed)."""
+
+
+class ChargerOffline(SessionError):
+    pass
+
+
+class ChargerTimedOut(SessionError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asks: a driver (their own sessions), an operator (their company's chargers) or an admin."""
+
+    driver_id: UUID | None = None
+    company_id: UUID | None = None
+    is_admin: bool = False
+
+    def may_stop(self, session: ChargingSession) -> bool:
+        return (
+            self.is_admin
+            or (self.driver_id is not None and session.driver_id == self.driver_id)
+            or (self.company_id is not None and session.company_id == self.company_id)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionAnswer:
+    session_id: UUID
+    status: SessionStatus
+    position: int | None = None  # log position of the last event this call committed (read-your-writes)
+    charger_status: str | None = None
+
+
+def app_token_for(driver_id: UUID) -> IdToken:
+    """The token a remote start carries for a driver: 20 characters, so it fits a 1.6 idTag. It is one of
+    the driver's id tokens, so when a charger reports the start (or asks to authorize it), the token leads
+    back to the driver."""
+    return IdToken(driver_id.hex[:20].upper(), IdTokenType.CENTRAL)
+
+
+class SessionService:
+    def __init__(
+        self,
+        repository: Repository,
+        commands: ChargerCommands,
+        tokens: IdTokenDirectory,
+        clock: Callable[[], datetime],
+        *,
+        require_payment_method: bool = False,
+        retries: int = 3,
+    ) -> None:
+        self._repository = repository
+        self._commands = commands
+        self._tokens = tokens
+        self._clock = clock
+        self._require_payment_method = require_payment_method
+        self._retries = retries
+
+    async def start(self, driver_id: UUID, charge_point_id: str, evse_id: int | None = None) -> SessionAnswer:
+        """Request a session on `evse_id` (or the first free EVSE) and ask the charger to start it.
+
+        Raises NotFound, ConnectorUnavailable / SessionConflict (409), ChargerOffline (503),
+        ChargerTimedOut (504), PaymentMethodRequired (402), CompanySuspended.
+        """
+        session, evse, token, position = await self._request(driver_id, charge_point_id, evse_id)
+        outcome = await self._commands.remote_start(
+            charge_point_id, evse, token, remote_start_id=session.id.int % 2**31
+        )
+        return await self._record_answer(session.id, charge_point_id, outcome, position)
+
+    async def stop(self, session_id: UUID, requester: Requester) -> SessionAnswer:
+        """Ask the charger to end the session; idempotent. A session the charger has not started yet is
+        cancelled here (its connector freed)."""
+        try:
+            session = await self._repository.get(session_id, ChargingSession, refresh=True)
+        except AggregateNotFoundError:
+            raise NotFound(f"no session {session_id}") from None
+        if not requester.may_stop(session):
+            raise NotFound(f"no session {session_id}")
+        if session.status in (SessionStatus.REQUESTED, SessionStatus.ACCEPTED):
+            position = await self._cancel(session_id, "stopped by the driver before the charger started")
+            return SessionAnswer(session_id, SessionStatus.EXPIRED, position)
+        if session.status is not SessionStatus.STARTED or session.transaction_id is None:
+            return SessionAnswer(session_id, session.status)
+        charger = await self._repository.get(session.charger_id, Charger, refresh=True)
+        outcome = await self._commands.remote_stop(charger.charge_point_id, session.transaction_id)
+        _raise_unless_answered(outcome, charger.charge_point_id)
+        return SessionAnswer(session_id, session.status, charger_status=outcome.charger_status)
+
+    async def _request(
+        self, driver_id: UUID, charge_point_id: str, evse_id: int | None
+    ) -> tuple[ChargingSession, int, IdToken, int]:
+        token = app_token_for(driver_id)
+        for attempt in range(self._retries + 1):
+            at = self._clock()
+            charger = await self._charger(charge_point_id)
+            driver = await self._repository.get(driver_id, Driver, refresh=True)
+            company = await self._repository.get(charger.company_id, Company, refresh=True)
+            company.ensure_active()
+            driver.ensure_may_charge(self._require_payment_method, at)
+            if not charger.is_connected:
+                raise ChargerOffline(f"charger {charge_point_id} is offline")
+            evse = evse_id if evse_id is not None else _first_free_evse(charger)
+            charger.ensure_can_start(evse, 1)
+            session = ChargingSession.request(
+                id=uuid.uuid4(),
+                driver_id=driver_id,
+                company_id=charger.company_id,
+                station_id=charger.station_id,
+                charger_id=charger.id,
+                evse_id=evse,
+                connector_id=1,
+                id_token=token,
+                at=at,
+            )
+            charger.assign_session(evse, 1, session.id, at)
+            if driver.id_token(token.value) is None:
+                driver.add_id_token(token, at)
+            try:
+                results = await self._repository.save(session, charger, driver)
+            except ConcurrencyError:
+                # Someone else moved the charger on (perhaps another start on this connector): decide again.
+                if attempt == self._retries:
+                    raise
+                continue
+            await self._tokens.claim(token.value, driver_id)
+            return session, evse, token, max(r.position for r in results)
+        raise AssertionError("unreachable")
+
+    async def _record_answer(
+        self, session_id: UUID, charge_point_id: str, outcome: CommandOutcome, position: int
+    ) -> SessionAnswer:
+        at = self._clock()
+        if outcome.accepted:
+            for attempt in range(self._retries + 1):
+                session = await self._repository.get(session_id, ChargingSession, refresh=True)
+                session.accept(at)
+                try:
+                    results = await self._repository.save(session)
+                except ConcurrencyError:
+                    if attempt == self._retries:
+                        raise
+                    continue
+                position = max([position, *(r.position for r in results)])
+                return SessionAnswer(session_id, session.status, position, outcome.charger_status)
+        if outcome.status is CommandStatus.TIMED_OUT:
+            # The charger may still start it; until it does, the connector stays held. A charger that
+            # starts late links to this session through the held connector.
+            raise ChargerTimedOut(f"charger {charge_point_id} did not answer in time")
+        reason = {
+            CommandStatus.OFFLINE: "charger offline",
+            CommandStatus.NOT_BOOTED: "charger not ready (boot not accepted yet)",
+            CommandStatus.NOT_SUPPORTED: f"charger error: {outcome.detail}",
+        }.get(outcome.status, f"refused by the charger ({outcome.charger_status})")
+        position = await self._cancel(session_id, reason, reject=True)
+        if outcome.status in (CommandStatus.OFFLINE, CommandStatus.NOT_BOOTED):
+            raise ChargerOffline(f"charger {charge_point_id}: {reason}")
+        return SessionAnswer(session_id, SessionStatus.REJECTED, position, outcome.charger_status)
+
+    async def _cancel(self, session_id: UUID, reason: str, *, reject: bool = False) -> int:
+        """Close a session the charger never started, and free its connector."""
+        for attempt in range(self._retries + 1):
+            at = self._clock()
+            session = await self._repository.get(session_id, ChargingSession, refresh=True)
+            charger = await self._repository.get(session.charger_id, Charger, refresh=True)
+            if reject:
+                session.reject(reason, at)
+            else:
+                session.expire(at)
+            if session.status in (SessionStatus.REJECTED, SessionStatus.EXPIRED):
+                charger.release_session(session.evse_id, session.connector_id, session.id, at)
+            try:
+                results = await self._repository.save(session, charger)
+            except ConcurrencyError:
+                if attempt == self._retries:
+                    raise
+                continue
+            return max((r.position for r in results), default=0)
+        raise AssertionError("unreachable")
+
+    async def _charger(self, charge_point_id: str) -> Charger:
+        try:
+            charger = await self._repository.get(charger_id_for(charge_point_id), Charger, refresh=True)
+        except (AggregateNotFoundError, InvalidValue):
+            raise NotFound(f"no charger {charge_point_id}") from None
+        if charger.decommissioned:
+            raise NotFound(f"no charger {charge_point_id}")
+        return charger
+
+
+def _first_free_evse(charger: Charger) -> int:
+    for evse in charger.evses:
+        try:
+            charger.ensure_can_start(evse.evse_id, 1)
+        except (ConnectorUnavailable, SessionConflict):
+            continue
+        return evse.evse_id
+    raise ConnectorUnavailable(f"no connector of {charger.charge_point_id} is available")
+
+
+def _raise_unless_answered(outcome: CommandOutcome, charge_point_id: str) -> None:
+    if outcome.status in (CommandStatus.OFFLINE, CommandStatus.NOT_BOOTED):
+        raise ChargerOffline(f"charger {charge_point_id} is offline")
+    if outcome.status is CommandStatus.TIMED_OUT:
+        raise ChargerTimedOut(f"charger {charge_point_id} did not answer in time")
