@@ -29,15 +29,12 @@ from csms.domain import (
     charger_id_for,
 )
 from csms.eventstore import AggregateNotFoundError, ConcurrencyError, Repository
+from write_api.access import Actor, NotFound
 from write_api.ocpp.commands import ChargerCommands, CommandOutcome, CommandStatus
 
 
 class SessionError(Exception):
     """A start or stop that cannot be done; the subclass says why, the message says what."""
-
-
-class NotFound(SessionError):
-    """No such charger or session, or none this caller may see (the same answer, so ids cannot be probed)."""
 
 
 class ChargerOffline(SessionError):
@@ -46,22 +43,6 @@ class ChargerOffline(SessionError):
 
 class ChargerTimedOut(SessionError):
     pass
-
-
-@dataclass(frozen=True, slots=True)
-class Requester:
-    """Who asks: a driver (their own sessions), an operator (their company's chargers) or an admin."""
-
-    driver_id: UUID | None = None
-    company_id: UUID | None = None
-    is_admin: bool = False
-
-    def may_stop(self, session: ChargingSession) -> bool:
-        return (
-            self.is_admin
-            or (self.driver_id is not None and session.driver_id == self.driver_id)
-            or (self.company_id is not None and session.company_id == self.company_id)
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +90,14 @@ class SessionService:
         )
         return await self._record_answer(session.id, charge_point_id, outcome, position)
 
-    async def stop(self, session_id: UUID, requester: Requester) -> SessionAnswer:
+    async def stop(self, session_id: UUID, actor: Actor) -> SessionAnswer:
         """Ask the charger to end the session; idempotent. A session the charger has not started yet is
         cancelled here (its connector freed)."""
         try:
             session = await self._repository.get(session_id, ChargingSession, refresh=True)
         except AggregateNotFoundError:
             raise NotFound(f"no session {session_id}") from None
-        if not requester.may_stop(session):
+        if not _may_stop(actor, session):
             raise NotFound(f"no session {session_id}")
         if session.status in (SessionStatus.REQUESTED, SessionStatus.ACCEPTED):
             position = await self._cancel(session_id, "stopped by the driver before the charger started")
@@ -227,6 +208,14 @@ class SessionService:
         if charger.decommissioned:
             raise NotFound(f"no charger {charge_point_id}")
         return charger
+
+
+def _may_stop(actor: Actor, session: ChargingSession) -> bool:
+    return (
+        actor.is_admin
+        or (actor.role == "driver" and actor.driver_id is not None and session.driver_id == actor.driver_id)
+        or (actor.role == "operator" and actor.company_id == session.company_id)
+    )
 
 
 def _first_free_evse(charger: Charger) -> int:

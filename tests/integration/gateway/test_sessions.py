@@ -15,10 +15,11 @@ from csms.domain import ChargingSession, ConnectorUnavailable, SessionConflict, 
 from loadtests.simulator.config import ChargerConfig
 from loadtests.simulator.fleet import Fleet
 from tests.integration.gateway.conftest import GatewayEnv, now
+from write_api.access import Actor, NotFound
 from write_api.ocpp.command_router import CommandRouter
 from write_api.ocpp.commands import ChargerCommands, protocol_from_repository
 from write_api.ocpp.outcome import CallOutcome
-from write_api.sessions import ChargerOffline, NotFound, Requester, SessionService
+from write_api.sessions import ChargerOffline, SessionService
 
 
 class NoSockets:
@@ -95,10 +96,10 @@ async def test_start_and_stop_through_the_charger(sessions: Sessions, gateway_en
     running = await _wait_status(gateway_env, started.session_id, SessionStatus.STARTED)
     assert (running.driver_id, running.evse_id) == (driver_id, 2)
 
-    stopped = await sessions.service.stop(started.session_id, Requester(driver_id=driver_id))
+    stopped = await sessions.service.stop(started.session_id, Actor("driver", driver_id=driver_id))
     assert stopped.charger_status == "Accepted"
     priced = await _wait_status(gateway_env, started.session_id, SessionStatus.PRICED)
-    again = await sessions.service.stop(started.session_id, Requester(driver_id=driver_id))
+    again = await sessions.service.stop(started.session_id, Actor("driver", driver_id=driver_id))
 
     assert priced.stop_reason is StopReason.REMOTE
     assert priced.breakdown is not None
@@ -130,8 +131,8 @@ async def test_another_driver_cannot_stop_or_see_a_session(
     started = await sessions.service.start(owner, sessions.charge_point_id)
 
     with pytest.raises(NotFound):
-        await sessions.service.stop(started.session_id, Requester(driver_id=stranger))
-    cancelled = await sessions.service.stop(started.session_id, Requester(is_admin=True))
+        await sessions.service.stop(started.session_id, Actor("driver", driver_id=stranger))
+    cancelled = await sessions.service.stop(started.session_id, Actor("admin"))
     assert cancelled.status in (SessionStatus.EXPIRED, SessionStatus.STARTED)
 
 
