@@ -1,7 +1,7 @@
 """Who is acting, and what they may touch: object-level authorization shared by every write-side service.
 
 An operator acts only on their company's objects, a driver only on their own, an admin on everything. An
-object outside the caller's reach is reported exactly like a missing one (`NotFound`), so ids cannot be probed.
+object outside the caller's reach is reported just like a missing one (`NotFound`), so ids cannot be probed.
 """
 
 from __future__ import annotations
