@@ -98,6 +98,14 @@ class ChargerAdmin:
             raise ChargerAdminError(f"a charger with id {charge_point_id!r} is already registered") from None
         return RegisteredCharger(charger.id, charge_point_id, password)
 
+    async def company_of(self, charge_point_id: str) -> UUID | None:
+        """The company owning the charger, or None if there is no such charger."""
+        try:
+            charger = await self._repository.get(charger_id_for(charge_point_id), Charger, refresh=True)
+        except (AggregateNotFoundError, InvalidValue):
+            return None
+        return None if charger.decommissioned else charger.company_id
+
     async def rotate_password(self, charge_point_id: str) -> RegisteredCharger:
         """A new password; the old one stops working at the charger's next connection (the gateway reads the
         charger fresh on every connect, so no restart is needed)."""
