@@ -1,4 +1,4 @@
-"""What chargers report (boot, status, tokens, transactions, meter values) turned into domain events.
+"""What chargers report (boot, status, tokens, transactions, readings, uploads, device data) as domain events.
 
 Protocol-neutral: the OCPP 1.6 and 2.0.1 handlers translate their payloads into these calls, which load the
 aggregates, run the domain's commands and commit the events before returning, so the gateway acknowledges a
@@ -23,6 +23,7 @@ from csms.domain import (
     ChargingSession,
     ConnectorStatus,
     Currency,
+    DeviceEvent,
     Driver,
     IdToken,
     IdTokenBlocked,
@@ -30,6 +31,7 @@ from csms.domain import (
     MeterReading,
     OcppVersion,
     PriceComponent,
+    ReportEntry,
     SessionStatus,
     Station,
     StopReason,
@@ -167,6 +169,34 @@ class ChargerReports:
             charger.report_connector_status(evse_id, connector_id, status, error_code, reported_at, at)
 
         await self._on_charger(charger_id, report)
+
+    async def firmware_status(self, charger_id: UUID, status: str, request_id: int | None) -> None:
+        at = self._clock()
+        await self._on_charger(charger_id, lambda c: c.record_firmware_status(status, request_id, at))
+
+    async def diagnostics_status(self, charger_id: UUID, status: str, request_id: int | None) -> None:
+        at = self._clock()
+        await self._on_charger(charger_id, lambda c: c.record_diagnostics_status(status, request_id, at))
+
+    async def security_event(
+        self, charger_id: UUID, event_type: str, occurred_at: datetime, tech_info: str | None
+    ) -> None:
+        at = self._clock()
+        await self._on_charger(
+            charger_id, lambda c: c.record_security_event(event_type, occurred_at, tech_info, at)
+        )
+
+    async def device_events(self, charger_id: UUID, events: tuple[DeviceEvent, ...]) -> None:
+        at = self._clock()
+        await self._on_charger(charger_id, lambda c: c.record_device_events(events, at))
+
+    async def device_report(
+        self, charger_id: UUID, request_id: int, seq_no: int, complete: bool, entries: tuple[ReportEntry, ...]
+    ) -> None:
+        at = self._clock()
+        await self._on_charger(
+            charger_id, lambda c: c.record_device_report(request_id, seq_no, complete, entries, at)
+        )
 
     # Tokens
 

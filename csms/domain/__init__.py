@@ -9,9 +9,11 @@ from csms.domain.charger import (
     ConnectorStandard,
     ConnectorState,
     ConnectorStatus,
+    DeviceEvent,
     Evse,
     OcppVersion,
     PowerType,
+    ReportEntry,
     charger_id_for,
 )
 from csms.domain.charging_session import ChargingSession, SessionOrigin, SessionStatus, StopReason
@@ -69,6 +71,7 @@ __all__ = [
     "Coordinates",
     "Currency",
     "DayOfWeek",
+    "DeviceEvent",
     "DomainError",
     "Driver",
     "EventType",
@@ -90,6 +93,7 @@ __all__ = [
     "PriceLine",
     "RegisteredIdToken",
     "RegularHours",
+    "ReportEntry",
     "SessionConflict",
     "SessionFacts",
     "SessionOrigin",

@@ -184,6 +184,106 @@ class ConnectorState:
     reported_at: datetime
 
 
+@dataclass(frozen=True)
+class DeviceEvent:
+    """One entry of an OCPP 2.0.1 NotifyEvent (N07): a monitored variable of a component reported a value.
+
+    `component` and `variable` (with their instances and the component's EVSE and connector) say which
+    variable of the device model it is; `trigger` is why it was sent (Alerting, Delta, Periodic),
+    `notification_type` which kind of monitor sent it (HardWiredNotification, HardWiredMonitor,
+    PreconfiguredMonitor, CustomMonitor), and `cleared` that a monitored situation returned to normal.
+    `actual_value` may be empty: it is the variable's value, not a name.
+    """
+
+    event_id: int
+    occurred_at: datetime
+    trigger: str
+    actual_value: str
+    cleared: bool
+    component: str
+    component_instance: str | None
+    component_evse_id: int | None
+    component_connector_id: int | None
+    variable: str
+    variable_instance: str | None
+    notification_type: str
+    cause: int | None
+    variable_monitoring_id: int | None
+    tech_code: str | None
+    tech_info: str | None
+    transaction_id: str | None
+
+    def __post_init__(self) -> None:
+        # The bounds are the NotifyEventRequest schema's, so nothing a valid message carries is refused.
+        require_int(self.event_id, "event_id")
+        require_aware(self.occurred_at, "occurred_at")
+        require_text(self.trigger, "trigger", max_length=50)
+        _require_value(self.actual_value, "actual_value", max_length=2500)
+        require_instance(self.cleared, bool, "cleared")
+        _require_device_variable(
+            self.component,
+            self.component_instance,
+            self.component_evse_id,
+            self.component_connector_id,
+            self.variable,
+            self.variable_instance,
+        )
+        require_text(self.notification_type, "notification_type", max_length=50)
+        _require_optional_int(self.cause, "cause")
+        _require_optional_int(self.variable_monitoring_id, "variable_monitoring_id")
+        require_optional_text(self.tech_code, "tech_code", max_length=50)
+        require_optional_text(self.tech_info, "tech_info", max_length=500)
+        require_optional_text(self.transaction_id, "transaction_id", max_length=36)
+
+    @property
+    def key(self) -> tuple[int, datetime]:
+        """What names the event: the charger's event id and when it occurred (ids may be reused)."""
+        return (self.event_id, self.occurred_at)
+
+
+@dataclass(frozen=True)
+class ReportEntry:
+    """One attribute of one variable in an OCPP 2.0.1 NotifyReport (B07, B08): the device model as reported.
+
+    `attribute_type` is Actual, Target, MinSet or MaxSet; `mutability` ReadOnly, WriteOnly or ReadWrite (the
+    schema's defaults, Actual and ReadWrite, are filled in when the charger leaves them out). `value` is None
+    only for a write-only attribute, and may be empty.
+    """
+
+    component: str
+    component_instance: str | None
+    evse_id: int | None
+    connector_id: int | None
+    variable: str
+    variable_instance: str | None
+    attribute_type: str
+    value: str | None
+    mutability: str
+
+    def __post_init__(self) -> None:
+        # The bounds are the NotifyReportRequest schema's, so nothing a valid message carries is refused.
+        _require_device_variable(
+            self.component,
+            self.component_instance,
+            self.evse_id,
+            self.connector_id,
+            self.variable,
+            self.variable_instance,
+        )
+        require_text(self.attribute_type, "attribute_type", max_length=50)
+        if self.value is not None:
+            _require_value(self.value, "value", max_length=2500)
+        require_text(self.mutability, "mutability", max_length=50)
+
+
+# Chargers resend a NotifyEvent whose answer they did not get, and replay their queue after an outage. The
+# last DEVICE_EVENT_MEMORY events reported (their id and time) are remembered to recognise those replays:
+# more than a charger queues in practice, and bounded, so that a chatty charger's state does not grow forever.
+DEVICE_EVENT_MEMORY = 128
+# The same for the parts (request id, seqNo) of NotifyReports.
+DEVICE_REPORT_MEMORY = 64
+
+
 def require_charge_point_id(value: str) -> str:
     """Return `value` if it is a valid OCPP charge point identity.
 
@@ -225,9 +325,10 @@ def _require_evses(evses: tuple[Evse, ...]) -> tuple[Evse, ...]:
 class Charger(Aggregate):
     """A charge point at a station: its OCPP identity and credentials, layout, and live facts.
 
-    Facts reported by the charger (boot, status, connectivity) are recorded even when late:
-    a report older than what is stored, or identical to it, is ignored rather than refused,
-    because chargers replay queued messages after being offline.
+    Facts reported by the charger (boot, status, connectivity, firmware and log uploads,
+    security and device events, device model reports) are recorded even when late: a report
+    older than what is stored, or identical to it, is ignored rather than refused, because
+    chargers replay queued messages after being offline.
     """
 
     @classmethod
@@ -276,6 +377,12 @@ class Charger(Aggregate):
         self.decommissioned = False
         self._connector_states: dict[tuple[int, int], ConnectorState] = {}
         self._active_sessions: dict[tuple[int, int], UUID] = {}
+        self.firmware_status: str | None = None
+        self.firmware_request_id: int | None = None
+        self.diagnostics_status: str | None = None
+        self.diagnostics_request_id: int | None = None
+        self._recent_device_events: tuple[tuple[int, datetime], ...] = ()
+        self._recent_report_parts: tuple[tuple[int, int], ...] = ()
 
     # Queries
 
@@ -434,6 +541,87 @@ class Charger(Aggregate):
             timestamp=at,
         )
 
+    def record_firmware_status(self, status: str, request_id: int | None, at: datetime) -> None:
+        """Record a FirmwareStatusNotification: the progress of a firmware update (1.6 §4.5, 2.0.1 L01).
+
+        `request_id` is the 2.0.1 UpdateFirmware request's id (None in 1.6, and for an Idle sent on a
+        TriggerMessage). The message has no timestamp, so the one replay that can be recognised is a repeat
+        of the last report (same status for the same request), which is ignored; any other status is progress.
+        """
+        status = require_text(status, "status", max_length=50)
+        _require_optional_int(request_id, "request_id")
+        require_aware(at, "at")
+        if (status, request_id) != (self.firmware_status, self.firmware_request_id):
+            self._firmware_status_reported(status=status, request_id=request_id, timestamp=at)
+
+    def record_diagnostics_status(self, status: str, request_id: int | None, at: datetime) -> None:
+        """Record the progress of a diagnostics or log upload (1.6 DiagnosticsStatusNotification §4.4, 2.0.1
+        LogStatusNotification N01); `request_id` is the 2.0.1 GetLog request's id. A repeat of the last
+        report (same status for the same request) is ignored, as for firmware."""
+        status = require_text(status, "status", max_length=50)
+        _require_optional_int(request_id, "request_id")
+        require_aware(at, "at")
+        if (status, request_id) != (self.diagnostics_status, self.diagnostics_request_id):
+            self._diagnostics_status_reported(status=status, request_id=request_id, timestamp=at)
+
+    def record_security_event(
+        self, event_type: str, occurred_at: datetime, tech_info: str | None, at: datetime
+    ) -> None:
+        """Record a SecurityEventNotification (2.0.1 A04): `event_type` as the charger names it (2.0.1 part 2,
+        appendix 1, lists the standard ones), `occurred_at` the charger's time of it. Every notification is
+        kept, a resent one included: two events of a type within the charger's clock resolution cannot be told
+        from a replay, and a security trail had better hold a duplicate than lose an event."""
+        event_type = require_text(event_type, "event_type", max_length=50)
+        tech_info = require_optional_text(tech_info, "tech_info", max_length=255)
+        self._security_event_reported(
+            event_type=event_type,
+            occurred_at=require_aware(occurred_at, "occurred_at"),
+            tech_info=tech_info,
+            timestamp=require_aware(at, "at"),
+        )
+
+    def record_device_events(self, events: tuple[DeviceEvent, ...], at: datetime) -> None:
+        """Record the events of a NotifyEvent (2.0.1 N07), minus replays.
+
+        An event with the id and time of one already reported (among the last DEVICE_EVENT_MEMORY, or earlier
+        in the same message) is a replay and is dropped; nothing is recorded when nothing is left.
+        """
+        if not isinstance(events, tuple):
+            raise InvalidValue("events must be a tuple")
+        for device_event in events:
+            require_instance(device_event, DeviceEvent, "event")
+        require_aware(at, "at")
+        seen = set(self._recent_device_events)
+        fresh = []
+        for device_event in events:
+            if device_event.key not in seen:
+                seen.add(device_event.key)
+                fresh.append(device_event)
+        if fresh:
+            self._device_events_reported(events=tuple(fresh), timestamp=at)
+
+    def record_device_report(
+        self, request_id: int, seq_no: int, complete: bool, entries: tuple[ReportEntry, ...], at: datetime
+    ) -> None:
+        """Record one part of a NotifyReport (2.0.1 B07, B08), the answer to a GetBaseReport or GetReport.
+
+        A report may come in several parts, numbered by `seq_no` from 0; `complete` is true on the last one
+        (the charger's tbc is false). A part already recorded, the same (request_id, seq_no) among the last
+        DEVICE_REPORT_MEMORY parts, is a replay and is ignored.
+        """
+        require_int(request_id, "request_id")
+        require_int(seq_no, "seq_no")
+        require_instance(complete, bool, "complete")
+        if not isinstance(entries, tuple):
+            raise InvalidValue("entries must be a tuple")
+        for entry in entries:
+            require_instance(entry, ReportEntry, "entry")
+        require_aware(at, "at")
+        if (request_id, seq_no) not in self._recent_report_parts:
+            self._device_report_received(
+                request_id=request_id, seq_no=seq_no, complete=complete, entries=entries, timestamp=at
+            )
+
     # Sessions holding connectors
 
     def assign_session(self, evse_id: int, connector_id: int, session_id: UUID, at: datetime) -> None:
@@ -556,8 +744,74 @@ class Charger(Aggregate):
     ) -> None:
         self._active_sessions.pop((evse_id, connector_id), None)
 
+    @event("FirmwareStatusReported")
+    def _firmware_status_reported(self, status: str, request_id: int | None, timestamp: datetime) -> None:
+        self.firmware_status = status
+        self.firmware_request_id = request_id
+
+    @event("DiagnosticsStatusReported")
+    def _diagnostics_status_reported(self, status: str, request_id: int | None, timestamp: datetime) -> None:
+        self.diagnostics_status = status
+        self.diagnostics_request_id = request_id
+
+    @event("SecurityEventReported")
+    def _security_event_reported(
+        self, event_type: str, occurred_at: datetime, tech_info: str | None, timestamp: datetime
+    ) -> None:
+        pass  # a trace for operators; it changes nothing the charger's commands depend on
+
+    @event("DeviceEventsReported")
+    def _device_events_reported(self, events: tuple[DeviceEvent, ...], timestamp: datetime) -> None:
+        remembered = self._recent_device_events + tuple(device_event.key for device_event in events)
+        self._recent_device_events = remembered[-DEVICE_EVENT_MEMORY:]
+
+    @event("DeviceReportReceived")
+    def _device_report_received(
+        self,
+        request_id: int,
+        seq_no: int,
+        complete: bool,
+        entries: tuple[ReportEntry, ...],
+        timestamp: datetime,
+    ) -> None:
+        remembered = (*self._recent_report_parts, (request_id, seq_no))
+        self._recent_report_parts = remembered[-DEVICE_REPORT_MEMORY:]
+
 
 def _require_hash(value: str) -> str:
     if not isinstance(value, str) or not value or value != value.strip() or len(value) > 1024:
         raise InvalidValue("password_hash must be a non-empty opaque string")
     return value
+
+
+def _require_value(value: str, name: str, *, max_length: int) -> str:
+    """A variable's value: any string up to `max_length` characters, the empty one included, kept verbatim."""
+    if not isinstance(value, str):
+        raise InvalidValue(f"{name} must be a string, got {type(value).__name__}")
+    if len(value) > max_length:
+        raise InvalidValue(f"{name} must be at most {max_length} characters, got {len(value)}")
+    return value
+
+
+def _require_optional_int(value: int | None, name: str) -> int | None:
+    return None if value is None else require_int(value, name)
+
+
+def _require_device_variable(
+    component: str,
+    component_instance: str | None,
+    evse_id: int | None,
+    connector_id: int | None,
+    variable: str,
+    variable_instance: str | None,
+) -> None:
+    """A variable of the 2.0.1 device model: component and variable names and instances (at most 50
+    characters each), and the component's EVSE and connector (a connector only on an EVSE)."""
+    require_text(component, "component", max_length=50)
+    require_optional_text(component_instance, "component_instance", max_length=50)
+    _require_optional_int(evse_id, "evse_id")
+    _require_optional_int(connector_id, "connector_id")
+    if connector_id is not None and evse_id is None:
+        raise InvalidValue("a component's connector needs its EVSE")
+    require_text(variable, "variable", max_length=50)
+    require_optional_text(variable_instance, "variable_instance", max_length=50)

@@ -96,6 +96,11 @@ EVENT_TYPES: tuple[EventType, ...] = (
     EventType("Charger.SessionAssigned", _event(Charger, "SessionAssigned")),
     EventType("Charger.SessionReleased", _event(Charger, "SessionReleased")),
     EventType("Charger.TransactionAnomalyRecorded", _event(Charger, "TransactionAnomalyRecorded")),
+    EventType("Charger.FirmwareStatusReported", _event(Charger, "FirmwareStatusReported")),
+    EventType("Charger.DiagnosticsStatusReported", _event(Charger, "DiagnosticsStatusReported")),
+    EventType("Charger.SecurityEventReported", _event(Charger, "SecurityEventReported")),
+    EventType("Charger.DeviceEventsReported", _event(Charger, "DeviceEventsReported")),
+    EventType("Charger.DeviceReportReceived", _event(Charger, "DeviceReportReceived")),
     # ChargingSession
     EventType("ChargingSession.Requested", _event(ChargingSession, "Requested")),
     EventType("ChargingSession.StartedAtCharger", _event(ChargingSession, "StartedAtCharger")),

@@ -1,4 +1,4 @@
-"""Charger: registration, credentials, boot, connectivity, connector status and start checks."""
+"""Charger: registration, credentials, connectivity, connector status, start checks and reported data."""
 
 from datetime import timedelta
 from typing import Any
@@ -13,11 +13,14 @@ from csms.domain import (
     ChargerDecommissioned,
     ConnectorStatus,
     ConnectorUnavailable,
+    DeviceEvent,
     InvalidValue,
     OcppVersion,
+    ReportEntry,
     SessionConflict,
     UnknownConnector,
 )
+from csms.domain.charger import DEVICE_EVENT_MEMORY, DEVICE_REPORT_MEMORY
 from tests.unit.domain.support import (
     CHARGER_ID,
     COMPANY_ID,
@@ -348,3 +351,285 @@ class TestTransactionAnomalies:
             charger.record_transaction_anomaly("", "no id", at(5))
         with pytest.raises(InvalidValue):
             charger.record_transaction_anomaly("1", "", at(5))
+
+
+def device_event(
+    event_id: int = 1,
+    occurred: float = 5,
+    actual_value: str = "Available",
+    *,
+    cleared: bool = False,
+) -> DeviceEvent:
+    return DeviceEvent(
+        event_id=event_id,
+        occurred_at=at(occurred),
+        trigger="Delta",
+        actual_value=actual_value,
+        cleared=cleared,
+        component="Connector",
+        component_instance=None,
+        component_evse_id=1,
+        component_connector_id=1,
+        variable="AvailabilityState",
+        variable_instance=None,
+        notification_type="HardWiredNotification",
+        cause=None,
+        variable_monitoring_id=None,
+        tech_code=None,
+        tech_info=None,
+        transaction_id=None,
+    )
+
+
+def report_entry(variable: str = "HeartbeatInterval", value: str | None = "300") -> ReportEntry:
+    return ReportEntry(
+        component="OCPPCommCtrlr",
+        component_instance=None,
+        evse_id=None,
+        connector_id=None,
+        variable=variable,
+        variable_instance=None,
+        attribute_type="Actual",
+        value=value,
+        mutability="ReadWrite",
+    )
+
+
+class TestFirmwareAndDiagnostics:
+    def test_firmware_progress_is_recorded_status_by_status(self) -> None:
+        charger = given(Charger, *connected_and_available())
+
+        for minute, status in enumerate(("Downloading", "Downloaded", "Installing", "Installed"), start=2):
+            charger.record_firmware_status(status, 42, at(minute))
+
+        events = new_events(charger)
+        assert topics(events) == ["Charger.FirmwareStatusReported"] * 4
+        assert [(e.status, e.request_id) for e in events] == [
+            ("Downloading", 42),
+            ("Downloaded", 42),
+            ("Installing", 42),
+            ("Installed", 42),
+        ]
+        assert (charger.firmware_status, charger.firmware_request_id) == ("Installed", 42)
+
+    def test_a_repeated_firmware_status_of_the_same_request_is_ignored(self) -> None:
+        charger = given(Charger, *connected_and_available())
+        charger.record_firmware_status("Downloading", 42, at(2))
+        past = connected_and_available() + new_events(charger)
+        charger = given(Charger, *past)
+
+        charger.record_firmware_status("Downloading", 42, at(3))
+
+        assert new_events(charger) == []
+
+    def test_the_same_status_of_another_request_is_recorded(self) -> None:
+        charger = given(Charger, *connected_and_available())
+        charger.record_firmware_status("Downloading", 42, at(2))
+        charger.record_firmware_status("Downloading", 43, at(3))
+        charger.record_firmware_status("Idle", None, at(4))
+
+        events = new_events(charger)
+        assert [(e.status, e.request_id) for e in events] == [
+            ("Downloading", 42),
+            ("Downloading", 43),
+            ("Idle", None),
+        ]
+
+    def test_a_1_6_update_after_another_is_recorded_again(self) -> None:
+        # 1.6 does not number the requests: only an immediate repeat is a replay.
+        charger = given(Charger, *connected_and_available())
+        for minute, status in enumerate(("Downloading", "Installed", "Downloading", "Installed"), start=2):
+            charger.record_firmware_status(status, None, at(minute))
+
+        assert len(new_events(charger)) == 4
+
+    def test_diagnostics_progress_with_its_repeat_rule(self) -> None:
+        charger = given(Charger, *connected_and_available())
+
+        charger.record_diagnostics_status("Uploading", 7, at(2))
+        charger.record_diagnostics_status("Uploading", 7, at(3))
+        charger.record_diagnostics_status("Uploaded", 7, at(4))
+
+        events = new_events(charger)
+        assert topics(events) == ["Charger.DiagnosticsStatusReported"] * 2
+        assert [(e.status, e.request_id, e.timestamp) for e in events] == [
+            ("Uploading", 7, at(2)),
+            ("Uploaded", 7, at(4)),
+        ]
+        assert (charger.diagnostics_status, charger.diagnostics_request_id) == ("Uploaded", 7)
+        assert charger.firmware_status is None
+
+    def test_a_status_is_required(self) -> None:
+        charger = given(Charger, *connected_and_available())
+        with pytest.raises(InvalidValue, match="status"):
+            charger.record_firmware_status(" ", None, at(2))
+        with pytest.raises(InvalidValue, match="request_id"):
+            charger.record_diagnostics_status("Uploading", True, at(2))
+
+
+class TestSecurityEvents:
+    def test_a_security_event_is_recorded_with_the_chargers_time(self) -> None:
+        charger = given(Charger, *connected_and_available())
+
+        charger.record_security_event("TamperDetectionActivated", at(3), "lid opened", at(4))
+
+        [reported] = new_events(charger)
+        assert topics([reported]) == ["Charger.SecurityEventReported"]
+        assert (reported.event_type, reported.occurred_at, reported.tech_info, reported.timestamp) == (
+            "TamperDetectionActivated",
+            at(3),
+            "lid opened",
+            at(4),
+        )
+
+    def test_every_notification_is_kept(self) -> None:
+        charger = given(Charger, *connected_and_available())
+
+        charger.record_security_event("InvalidMessages", at(3), None, at(4))
+        charger.record_security_event("InvalidMessages", at(3), None, at(5))
+
+        assert topics(new_events(charger)) == ["Charger.SecurityEventReported"] * 2
+
+    def test_lengths_are_those_of_the_schema(self) -> None:
+        charger = given(Charger, *connected_and_available())
+        charger.record_security_event("x" * 50, at(3), "y" * 255, at(4))
+        with pytest.raises(InvalidValue, match="event_type"):
+            charger.record_security_event("x" * 51, at(3), None, at(4))
+        with pytest.raises(InvalidValue, match="tech_info"):
+            charger.record_security_event("ResetOrReboot", at(3), "y" * 256, at(4))
+        with pytest.raises(InvalidValue, match="occurred_at"):
+            charger.record_security_event("ResetOrReboot", at(3).replace(tzinfo=None), None, at(4))
+
+
+class TestDeviceEvents:
+    def test_events_are_recorded_as_reported(self) -> None:
+        charger = given(Charger, *connected_and_available())
+        events = (device_event(1), device_event(2, actual_value="", cleared=True))
+
+        charger.record_device_events(events, at(6))
+
+        [reported] = new_events(charger)
+        assert topics([reported]) == ["Charger.DeviceEventsReported"]
+        assert reported.events == events
+        assert reported.timestamp == at(6)
+
+    def test_a_replayed_event_is_dropped(self) -> None:
+        charger = given(Charger, *connected_and_available())
+        charger.record_device_events((device_event(1), device_event(2)), at(6))
+        past = connected_and_available() + new_events(charger)
+        charger = given(Charger, *past)
+
+        charger.record_device_events((device_event(1), device_event(2)), at(7))
+        assert new_events(charger) == []
+
+        # Partly new: only the new one; an id reused at another time is another event.
+        charger.record_device_events((device_event(2), device_event(3), device_event(1, occurred=9)), at(8))
+        [reported] = new_events(charger)
+        assert [e.key for e in reported.events] == [(3, at(5)), (1, at(9))]
+
+    def test_a_duplicate_within_one_message_is_recorded_once(self) -> None:
+        charger = given(Charger, *connected_and_available())
+
+        charger.record_device_events((device_event(1), device_event(1)), at(6))
+
+        [reported] = new_events(charger)
+        assert reported.events == (device_event(1),)
+
+    def test_the_memory_of_reported_events_is_bounded(self) -> None:
+        charger = given(Charger, *connected_and_available())
+        batch = tuple(device_event(n) for n in range(DEVICE_EVENT_MEMORY))
+        charger.record_device_events(batch, at(6))
+        charger.record_device_events((device_event(DEVICE_EVENT_MEMORY),), at(7))
+        new_events(charger)
+
+        # Event 0 has been forgotten, so it counts as new again; event 1 is still remembered.
+        charger.record_device_events((device_event(0), device_event(1)), at(8))
+
+        [reported] = new_events(charger)
+        assert reported.events == (device_event(0),)
+
+    def test_an_empty_or_invalid_list_records_nothing(self) -> None:
+        charger = given(Charger, *connected_and_available())
+        charger.record_device_events((), at(6))
+        assert new_events(charger) == []
+        with pytest.raises(InvalidValue, match="tuple"):
+            charger.record_device_events([device_event(1)], at(6))  # type: ignore[arg-type]
+
+    def test_a_device_event_is_validated(self) -> None:
+        with pytest.raises(InvalidValue, match="actual_value"):
+            device_event(actual_value="x" * 2501)
+        with pytest.raises(InvalidValue, match="occurred_at"):
+            DeviceEvent(**{**vars(device_event()), "occurred_at": at(1).replace(tzinfo=None)})
+        with pytest.raises(InvalidValue, match="component"):
+            DeviceEvent(**{**vars(device_event()), "component": ""})
+        with pytest.raises(InvalidValue, match="connector needs its EVSE"):
+            DeviceEvent(**{**vars(device_event()), "component_evse_id": None})
+        with pytest.raises(InvalidValue, match="transaction_id"):
+            DeviceEvent(**{**vars(device_event()), "transaction_id": "t" * 37})
+
+
+class TestDeviceReports:
+    def test_each_part_of_a_report_is_one_event(self) -> None:
+        charger = given(Charger, *connected_and_available())
+
+        charger.record_device_report(7, 0, False, (report_entry(),), at(2))
+        charger.record_device_report(7, 1, True, (report_entry("OfflineThreshold", "60"),), at(3))
+
+        events = new_events(charger)
+        assert topics(events) == ["Charger.DeviceReportReceived"] * 2
+        assert [(e.request_id, e.seq_no, e.complete) for e in events] == [(7, 0, False), (7, 1, True)]
+        assert events[1].entries == (report_entry("OfflineThreshold", "60"),)
+
+    def test_a_repeated_part_is_ignored(self) -> None:
+        charger = given(Charger, *connected_and_available())
+        charger.record_device_report(7, 0, False, (report_entry(),), at(2))
+        past = connected_and_available() + new_events(charger)
+        charger = given(Charger, *past)
+
+        charger.record_device_report(7, 0, False, (report_entry(),), at(3))
+        assert new_events(charger) == []
+
+        charger.record_device_report(8, 0, True, (), at(4))
+        [other_request] = new_events(charger)
+        assert (other_request.request_id, other_request.seq_no, other_request.entries) == (8, 0, ())
+
+    def test_the_memory_of_report_parts_is_bounded(self) -> None:
+        charger = given(Charger, *connected_and_available())
+        for seq_no in range(DEVICE_REPORT_MEMORY + 1):
+            charger.record_device_report(7, seq_no, False, (), at(2))
+        new_events(charger)
+
+        # Part 0 has been forgotten, so it counts as new again; the last part is still remembered.
+        charger.record_device_report(7, DEVICE_REPORT_MEMORY, False, (), at(3))
+        charger.record_device_report(7, 0, False, (), at(3))
+
+        assert [e.seq_no for e in new_events(charger)] == [0]
+
+    def test_a_write_only_attribute_has_no_value_and_an_empty_one_is_kept(self) -> None:
+        assert report_entry(value=None).value is None
+        assert report_entry(value="").value == ""
+        with pytest.raises(InvalidValue, match="value"):
+            report_entry(value="v" * 2501)
+        with pytest.raises(InvalidValue, match="variable"):
+            report_entry(variable=" ")
+
+
+def test_rebuilding_from_reported_device_data_reproduces_the_state() -> None:
+    charger = register()
+    charger.record_firmware_status("Downloading", 42, at(1))
+    charger.record_diagnostics_status("Uploaded", 7, at(2))
+    charger.record_security_event("ResetOrReboot", at(2), None, at(3))
+    charger.record_device_events(tuple(device_event(n) for n in range(DEVICE_EVENT_MEMORY)), at(4))
+    charger.record_device_events((device_event(1), device_event(5000), device_event(5001)), at(5))
+    charger.record_device_report(7, 0, False, (report_entry(),), at(6))
+    charger.record_device_report(7, 1, True, (report_entry(value=None),), at(7))
+
+    rebuilt = given(Charger, *history(charger))
+
+    assert rebuilt == charger
+    assert rebuilt.firmware_status == "Downloading"
+    # The rebuilt memory is the same, bounded one: 5001 and 2 are remembered, 0 was forgotten.
+    rebuilt.record_device_events((device_event(5001), device_event(2), device_event(0)), at(8))
+    rebuilt.record_device_report(7, 1, True, (), at(8))
+    [reported] = new_events(rebuilt)
+    assert reported.events == (device_event(0),)

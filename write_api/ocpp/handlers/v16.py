@@ -124,7 +124,15 @@ async def data_transfer(context: ChargerContext, payload: Payload) -> Payload:
     return {"status": "UnknownVendorId"}
 
 
-async def acknowledge(context: ChargerContext, payload: Payload) -> Payload:
+async def diagnostics_status_notification(context: ChargerContext, payload: Payload) -> Payload:
+    # §4.4: the progress of the upload a GetDiagnostics asked for; 1.6 does not number the requests.
+    await context.reports.diagnostics_status(context.charger_id, payload["status"], request_id=None)
+    return {}
+
+
+async def firmware_status_notification(context: ChargerContext, payload: Payload) -> Payload:
+    # §4.5: the progress of the update an UpdateFirmware asked for; 1.6 does not number the requests.
+    await context.reports.firmware_status(context.charger_id, payload["status"], request_id=None)
     return {}
 
 
@@ -137,6 +145,6 @@ HANDLERS: Handlers = {
     "MeterValues": meter_values,
     "StopTransaction": stop_transaction,
     "DataTransfer": data_transfer,
-    "DiagnosticsStatusNotification": acknowledge,
-    "FirmwareStatusNotification": acknowledge,
+    "DiagnosticsStatusNotification": diagnostics_status_notification,
+    "FirmwareStatusNotification": firmware_status_notification,
 }

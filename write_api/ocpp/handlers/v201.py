@@ -1,10 +1,19 @@
-"""OCPP 2.0.1 charger-initiated actions (use cases B, C, E, G, J, L, N) mapped to `ChargerReports`."""
+"""OCPP 2.0.1 charger-initiated actions (use cases A, B, C, E, G, J, L, N) mapped to `ChargerReports`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from csms.domain import ConnectorStatus, IdToken, IdTokenType, InvalidValue, MeterReading, StopReason
+from csms.domain import (
+    ConnectorStatus,
+    DeviceEvent,
+    IdToken,
+    IdTokenType,
+    InvalidValue,
+    MeterReading,
+    ReportEntry,
+    StopReason,
+)
 from write_api.charger_reports import TokenVerdict, TransactionStart
 from write_api.ocpp.handlers.context import ChargerContext, Handlers, Payload, boot_response, now_iso
 from write_api.ocpp.meter_values import parse_timestamp, readings_from_201
@@ -143,8 +152,105 @@ async def data_transfer(context: ChargerContext, payload: Payload) -> Payload:
     return {"status": "UnknownVendorId"}
 
 
-async def acknowledge(context: ChargerContext, payload: Payload) -> Payload:
+async def firmware_status_notification(context: ChargerContext, payload: Payload) -> Payload:
+    """L01: the progress of the update an UpdateFirmware (`requestId`) asked for."""
+    await context.reports.firmware_status(
+        context.charger_id, payload["status"], _optional_int(payload.get("requestId"))
+    )
     return {}
+
+
+async def log_status_notification(context: ChargerContext, payload: Payload) -> Payload:
+    """N01: the progress of the upload a GetLog (`requestId`) asked for."""
+    await context.reports.diagnostics_status(
+        context.charger_id, payload["status"], _optional_int(payload.get("requestId"))
+    )
+    return {}
+
+
+async def security_event_notification(context: ChargerContext, payload: Payload) -> Payload:
+    """A04: a security event the charger pushes (the critical ones of its security log)."""
+    await context.reports.security_event(
+        context.charger_id,
+        event_type=payload["type"],
+        occurred_at=parse_timestamp(payload["timestamp"]) or context.clock(),
+        tech_info=payload.get("techInfo") or None,
+    )
+    return {}
+
+
+async def notify_event(context: ChargerContext, payload: Payload) -> Payload:
+    """N07: events of the device model's monitors. A long list comes in several messages (seqNo, tbc), each
+    recorded as it arrives, since every event stands on its own."""
+    events = tuple(_device_event(context, data) for data in payload["eventData"])
+    await context.reports.device_events(context.charger_id, events)
+    return {}
+
+
+def _device_event(context: ChargerContext, data: Payload) -> DeviceEvent:
+    component = data["component"]
+    evse = component.get("evse") or {}
+    variable = data["variable"]
+    return DeviceEvent(
+        event_id=int(data["eventId"]),
+        occurred_at=parse_timestamp(data["timestamp"]) or context.clock(),
+        trigger=data["trigger"],
+        actual_value=data["actualValue"],
+        cleared=data.get("cleared", False),
+        component=component["name"],
+        component_instance=component.get("instance") or None,
+        component_evse_id=_optional_int(evse.get("id")),
+        component_connector_id=_optional_int(evse.get("connectorId")),
+        variable=variable["name"],
+        variable_instance=variable.get("instance") or None,
+        notification_type=data["eventNotificationType"],
+        cause=_optional_int(data.get("cause")),
+        variable_monitoring_id=_optional_int(data.get("variableMonitoringId")),
+        tech_code=data.get("techCode") or None,
+        tech_info=data.get("techInfo") or None,
+        transaction_id=data.get("transactionId") or None,
+    )
+
+
+async def notify_report(context: ChargerContext, payload: Payload) -> Payload:
+    """B07, B08: one part (seqNo) of the report a GetBaseReport or GetReport (`requestId`) asked for; `tbc`
+    says more parts follow. Each attribute of each reported variable becomes one entry."""
+    entries = tuple(
+        _report_entry(data, attribute)
+        for data in payload.get("reportData", ())
+        for attribute in data["variableAttribute"]
+    )
+    await context.reports.device_report(
+        context.charger_id,
+        request_id=int(payload["requestId"]),
+        seq_no=int(payload["seqNo"]),
+        complete=not payload.get("tbc", False),
+        entries=entries,
+    )
+    return {}
+
+
+def _report_entry(data: Payload, attribute: Payload) -> ReportEntry:
+    component = data["component"]
+    evse = component.get("evse") or {}
+    variable = data["variable"]
+    return ReportEntry(
+        component=component["name"],
+        component_instance=component.get("instance") or None,
+        evse_id=_optional_int(evse.get("id")),
+        connector_id=_optional_int(evse.get("connectorId")),
+        variable=variable["name"],
+        variable_instance=variable.get("instance") or None,
+        # The schema's defaults (AttributeEnumType, MutabilityEnumType) for an attribute that leaves them out.
+        attribute_type=attribute.get("type", "Actual"),
+        value=attribute.get("value"),
+        mutability=attribute.get("mutability", "ReadWrite"),
+    )
+
+
+def _optional_int(value: Any) -> int | None:
+    # The 2.0.1 schemas are draft-06, where 1.0 is a valid integer.
+    return None if value is None else int(value)
 
 
 HANDLERS: Handlers = {
@@ -154,10 +260,10 @@ HANDLERS: Handlers = {
     "Authorize": authorize,
     "TransactionEvent": transaction_event,
     "MeterValues": meter_values,
-    "NotifyReport": acknowledge,
-    "NotifyEvent": acknowledge,
-    "SecurityEventNotification": acknowledge,
-    "FirmwareStatusNotification": acknowledge,
-    "LogStatusNotification": acknowledge,
+    "NotifyReport": notify_report,
+    "NotifyEvent": notify_event,
+    "SecurityEventNotification": security_event_notification,
+    "FirmwareStatusNotification": firmware_status_notification,
+    "LogStatusNotification": log_status_notification,
     "DataTransfer": data_transfer,
 }
