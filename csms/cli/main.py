@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from csms.cli.admin import admin
 from csms.cli.bench import bench
 from csms.cli.chargers import chargers
 from csms.cli.dev import dev
@@ -61,6 +62,7 @@ cli.add_command(show_settings)
 cli.add_command(bench)
 cli.add_command(chargers)
 cli.add_command(simulate)
+cli.add_command(admin)
 
 
 def main() -> None:

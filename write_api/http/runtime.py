@@ -1,0 +1,87 @@
+"""Assembles a write API process: pools, event store, Redis, command router, services, and the app."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from csms.directories import IdTokenDirectory
+from csms.domain.topics import EVENT_TYPES
+from csms.eventstore import EventCodec, EventStore, Repository, create_pool
+from csms.observability.health import postgres_answers, redis_answers
+from csms.settings import Settings
+from write_api.auth.app import build_auth_service
+from write_api.auth.config import AuthConfig
+from write_api.charger_admin import ChargerAdmin
+from write_api.http.app import WriteApiServices, create_write_app
+from write_api.idempotency import IdempotencyKeys
+from write_api.management import Management
+from write_api.ocpp.command_router import CommandRouter
+from write_api.ocpp.commands import ChargerCommands, protocol_from_repository
+from write_api.ocpp.outcome import CallOutcome
+from write_api.ocpp.runtime import instance_id
+from write_api.sessions import SessionService
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class NoSockets:
+    """The write API holds no charger connections: every command travels to the gateway that does."""
+
+    async def call(
+        self, charge_point_id: str, action: str, payload: dict[str, Any], within: float
+    ) -> CallOutcome:
+        return CallOutcome.offline()
+
+
+def auth_config(settings: Settings) -> AuthConfig:
+    return AuthConfig(data_dir=settings.data_dir, redis_key_prefix=settings.redis_key_prefix)
+
+
+@contextlib.asynccontextmanager
+async def write_api_app(
+    settings: Settings, database_url: str, redis_url: str
+) -> AsyncIterator[web.Application]:
+    pool = await create_pool(
+        database_url, max_size=settings.db_pool_size, retry_seconds=settings.startup_retry_seconds
+    )
+    store = EventStore(
+        pool,
+        database_url,
+        window_seconds=settings.append_window_ms / 1000,
+        max_batch=settings.append_max_batch,
+        poll_interval=settings.poll_interval_seconds,
+    )
+    repository = Repository(store, EventCodec(EVENT_TYPES))
+    redis = Redis.from_url(redis_url)
+    router = CommandRouter(redis, settings.redis_key_prefix, instance_id(), NoSockets())
+    await router.start()
+    commands = ChargerCommands(
+        router, protocol_from_repository(repository), settings.ocpp_call_timeout_seconds
+    )
+    tokens = IdTokenDirectory(pool)
+    config = auth_config(settings)
+    services = WriteApiServices(
+        auth_config=config,
+        auth=build_auth_service(config, pool=pool, redis=redis, repository=repository),
+        sessions=SessionService(repository, commands, tokens, utc_now),
+        management=Management(repository, tokens, utc_now),
+        charger_admin=ChargerAdmin(repository, utc_now),
+        commands=commands,
+        idempotency=IdempotencyKeys(pool),
+        readiness={"postgres": lambda: postgres_answers(pool), "redis": lambda: redis_answers(redis)},
+    )
+    try:
+        yield create_write_app(services)
+    finally:
+        await router.close()
+        await redis.aclose()
+        await store.close()
+        await pool.close()
