@@ -108,6 +108,20 @@ class Settings:
         "PEM certificate chain: serve wss:// (security profile 2). Needs the key too.",
     )
     ocpp_tls_key: Path | None = _setting("CSMS_OCPP_TLS_KEY", None, "PEM private key for CSMS_OCPP_TLS_CERT.")
+    auth_issuer: str = _setting(
+        "CSMS_AUTH_ISSUER",
+        "csms",
+        "`iss` of our access tokens (use the write API's public URL in production).",
+    )
+    auth_audience: str = _setting("CSMS_AUTH_AUDIENCE", "csms-api", "`aud` of our access tokens.")
+    auth_signing_key_file: Path | None = _setting(
+        "CSMS_AUTH_SIGNING_KEY_FILE",
+        None,
+        "Ed25519 PKCS#8 PEM signing access tokens. Unset: a development key under the data dir.",
+    )
+    auth_access_token_ttl_seconds: int = _setting(
+        "CSMS_AUTH_ACCESS_TOKEN_TTL_SECONDS", 900, "Access token lifetime."
+    )
     log_level: str = _setting("CSMS_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.")
 
     @classmethod
@@ -211,5 +225,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "ocpp_call_timeout_seconds": _positive(float),
     "ocpp_tls_cert": Path,
     "ocpp_tls_key": Path,
+    "auth_issuer": _prefix,
+    "auth_audience": _prefix,
+    "auth_signing_key_file": Path,
+    "auth_access_token_ttl_seconds": _positive(int),
     "log_level": _log_level,
 }

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from csms.cli.serving import serve_app
 from csms.embedded import Servers
-from csms.observability.health import create_health_app
 from csms.observability.logging import log_context
 from csms.settings import Settings
+from write_api.http.runtime import write_api_app
 from write_api.ocpp.runtime import gateway_app, tls_context
 
 _log = logging.getLogger(__name__)
@@ -40,15 +40,11 @@ class RoleFailed(RuntimeError):
     """A role stopped with an error; the message names the role and the error."""
 
 
-async def run_health(context: RoleContext) -> None:
-    """Only `/healthz` and `/readyz`, on the write API port.
-
-    Stands in for the write API until it exists; the write API will mount the same routes on the same port.
-    """
+async def run_write_api(context: RoleContext) -> None:
+    """The write API (auth, sessions, management, remote commands) with /healthz and /readyz."""
     settings = context.settings
-    app = create_health_app(context.servers.database_url, context.servers.redis_url)
-    # Probes arrive every few seconds: access-logging them would drown everything else.
-    await serve_app(app, host=settings.host, port=settings.write_api_port, access_log=False)
+    async with write_api_app(settings, context.servers.database_url, context.servers.redis_url) as app:
+        await serve_app(app, host=settings.host, port=settings.write_api_port)
 
 
 async def run_gateway(context: RoleContext) -> None:
@@ -69,7 +65,11 @@ async def run_gateway(context: RoleContext) -> None:
 ROLES: Mapping[str, Role] = {
     role.name: role
     for role in (
-        Role("health", "liveness and readiness endpoints on the write API port", run_health),
+        Role(
+            "write-api",
+            "the write API on CSMS_WRITE_API_PORT: auth, sessions, management, commands",
+            run_write_api,
+        ),
         Role("gateway", "the OCPP-J 1.6 / 2.0.1 WebSocket gateway on CSMS_OCPP_PORT", run_gateway),
     )
 }

@@ -125,7 +125,7 @@ async def test_an_unreachable_database_fails_start_up_with_one_line() -> None:
     assert "unreachable" in lines[0]
 
 
-async def test_the_health_role_answers_liveness_and_readiness(database_url: str, redis_url: str) -> None:
+async def test_the_write_api_role_answers_liveness_and_readiness(database_url: str, redis_url: str) -> None:
     port = _closed_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -133,7 +133,7 @@ async def test_the_health_role_answers_liveness_and_readiness(database_url: str,
         "csms.cli",
         "serve",
         "--role",
-        "health",
+        "write-api",
         env=_environment(
             CSMS_DATABASE_URL=database_url, CSMS_REDIS_URL=redis_url, CSMS_WRITE_API_PORT=str(port)
         ),
@@ -164,7 +164,7 @@ async def test_the_health_role_answers_liveness_and_readiness(database_url: str,
         if process.returncode is None:
             process.kill()
             await process.wait()
-    assert all(entry.get("role") == "health" for entry in log if entry["logger"] == "csms.cli.serving")
+    assert all(entry.get("role") == "write-api" for entry in log if entry["logger"] == "csms.cli.serving")
 
 
 async def test_readiness_names_the_dependency_that_does_not_answer(database_url: str) -> None:

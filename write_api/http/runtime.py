@@ -42,7 +42,14 @@ class NoSockets:
 
 
 def auth_config(settings: Settings) -> AuthConfig:
-    return AuthConfig(data_dir=settings.data_dir, redis_key_prefix=settings.redis_key_prefix)
+    return AuthConfig(
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        access_token_ttl_seconds=settings.auth_access_token_ttl_seconds,
+        signing_key_file=settings.auth_signing_key_file,
+        data_dir=settings.data_dir,
+        redis_key_prefix=settings.redis_key_prefix,
+    )
 
 
 @contextlib.asynccontextmanager
