@@ -36,10 +36,11 @@ class RoleProcess:
 
 
 @contextlib.asynccontextmanager
-async def role_process(role: str, **environment: str) -> AsyncIterator[RoleProcess]:
-    """`csms serve --role ROLE` with the given CSMS_* variables, once it logs that it is listening."""
+async def role_process(role: str, *more_roles: str, **environment: str) -> AsyncIterator[RoleProcess]:
+    """`csms serve --role ROLE ...` with the given CSMS_* variables, once every role logs that it listens."""
+    roles = (role, *more_roles)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "csms.cli", "serve", "--role", role,
+        sys.executable, "-m", "csms.cli", "serve", *(arg for r in roles for arg in ("--role", r)),
         env={**os.environ, "CSMS_LOG_LEVEL": "INFO", **environment},
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -47,7 +48,7 @@ async def role_process(role: str, **environment: str) -> AsyncIterator[RoleProce
     running = RoleProcess(process)
     try:
         async with asyncio.timeout(_START_TIMEOUT_SECONDS):
-            while not any(entry.get("message") == "listening" for entry in running.log):
+            while sum(entry.get("message") == "listening" for entry in running.log) < len(roles):
                 line = await process.stderr.readline()
                 assert line, f"csms serve --role {role} exited early: {running.log}"
                 running.log.append(json.loads(line))

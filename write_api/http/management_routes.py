@@ -24,6 +24,8 @@ from csms.domain import (
     TariffRestrictions,
 )
 from write_api.access import Actor, Forbidden, NotFound
+from write_api.auth.errors import DuplicateEmail, InvalidInput, UnknownCompany
+from write_api.auth.routes import AUTH_SERVICE
 from write_api.charger_admin import ChargerAdminError, parse_evse
 from write_api.http.context import ACTOR, CHARGER_ADMIN, COMMANDS, MANAGEMENT
 from write_api.http.json_body import Fields, read_json_object, unprocessable
@@ -97,6 +99,29 @@ async def suspend_company(request: web.Request, actor: Actor) -> web.StreamRespo
 async def reactivate_company(request: web.Request, actor: Actor) -> web.StreamResponse:
     company_id = _uuid_in_path(request, "company_id")
     return _written(await request.app[MANAGEMENT].reactivate_company(actor, company_id), "companyId")
+
+
+async def create_operator(request: web.Request, actor: Actor) -> web.StreamResponse:
+    """An operator account for a company (admin): it acts only on that company's objects."""
+    actor.require("admin")
+    company_id = _uuid_in_path(request, "company_id")
+    fields = Fields(await read_json_object(request))
+    email = fields.string("email", max_length=254)
+    password = fields.string("password", max_length=128)
+    fields.check()
+    try:
+        account = await request.config_dict[AUTH_SERVICE].accounts.create_operator(
+            email, password, company_id
+        )
+    except InvalidInput as error:
+        raise unprocessable(list(error.errors)) from None
+    except UnknownCompany as error:
+        raise NotFound(str(error)) from None
+    except DuplicateEmail as error:
+        raise problem_error(
+            409, "Email taken", str(error), type_=problem_type("conflict"), field="email"
+        ) from None
+    return json_response({"accountId": str(account.id), "companyId": str(company_id)}, status=201)
 
 
 # Stations
@@ -402,6 +427,7 @@ def add_management_routes(app: web.Application) -> None:
     routes.add_post("/companies", _guarded(create_company))
     routes.add_post("/companies/{company_id}/suspend", _guarded(suspend_company))
     routes.add_post("/companies/{company_id}/reactivate", _guarded(reactivate_company))
+    routes.add_post("/companies/{company_id}/operators", _guarded(create_operator))
     routes.add_post("/stations", _guarded(create_station))
     routes.add_patch("/stations/{station_id}", _guarded(update_station))
     routes.add_post("/tariffs", _guarded(create_tariff))

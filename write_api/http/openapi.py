@@ -208,6 +208,24 @@ PATHS: dict[str, Any] = {
             {"200": {"description": "Active", **_json(_written("companyId"))}},
         ),
     },
+    "/companies/{company_id}/operators": {
+        "parameters": [_id_path("company_id")],
+        "post": _operation(
+            "Create an operator account for a company (admin)",
+            {
+                "type": "object",
+                "required": ["email", "password"],
+                "properties": {"email": {"type": "string"}, "password": {"type": "string"}},
+            },
+            {
+                "201": {
+                    "description": "Created",
+                    **_json({"type": "object", "required": ["accountId", "companyId"]}),
+                },
+                "409": _problem("The email is taken"),
+            },
+        ),
+    },
     "/stations": {
         "post": _operation(
             "Create a station (operator: own company; admin: companyId)",
