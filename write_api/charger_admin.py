@@ -22,6 +22,7 @@ from csms.domain import (
     charger_id_for,
 )
 from csms.eventstore import AggregateNotFoundError, ConcurrencyError, Repository
+from write_api.access import NotFound
 
 _DC_STANDARDS = {
     ConnectorStandard.IEC_62196_T2_COMBO,
@@ -76,10 +77,11 @@ class ChargerAdmin:
             company = await self._repository.get(company_id, Company)
             station = await self._repository.get(station_id, Station)
         except AggregateNotFoundError as error:
-            raise ChargerAdminError(str(error)) from None
+            raise NotFound(str(error)) from None
         company.ensure_active()
         if station.company_id != company_id:
-            raise ChargerAdminError(f"station {station_id} does not belong to company {company_id}")
+            # Another company's station looks exactly like a missing one, so its id cannot be probed.
+            raise NotFound(f"no station {station_id}")
         password = new_charger_password()
         try:
             charger = Charger.register(

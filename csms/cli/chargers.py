@@ -16,6 +16,7 @@ from csms.embedded import resolve_database, resolve_redis
 from csms.eventstore import EventCodec, EventStore, Repository, create_pool
 from csms.migrations import migrate
 from csms.settings import Settings
+from write_api.access import NotFound
 from write_api.charger_admin import ChargerAdmin, ChargerAdminError, RegisteredCharger, parse_evse
 from write_api.ocpp.message_log import LoggedFrame, MessageLog
 
@@ -108,7 +109,7 @@ def _with_admin(
         try:
             admin = ChargerAdmin(Repository(store, EventCodec(EVENT_TYPES)), lambda: datetime.now(UTC))
             return await action(admin)
-        except ChargerAdminError as error:
+        except (ChargerAdminError, NotFound) as error:
             raise click.ClickException(str(error)) from None
         finally:
             await store.close()

@@ -15,13 +15,13 @@ from write_api.sessions import ChargerOffline, ChargerTimedOut, SessionAnswer
 
 async def start_session(request: web.Request) -> web.StreamResponse:
     actor = await request.app[ACTOR](request)
-    actor.require("driver")
+    if actor.role != "driver" or actor.driver_id is None:
+        return problem(403, "Forbidden", "Only drivers start sessions.", type_=problem_type("forbidden"))
     body = await read_json_object(request)
     fields = Fields(body)
     charger_id = fields.string("chargerId", max_length=48)
     connector_id = optional_positive_int(body, fields, "connectorId")
     fields.check()
-    assert actor.driver_id is not None
     try:
         answer = await request.app[SESSIONS].start(actor.driver_id, charger_id, connector_id)
     except NotFound as error:
