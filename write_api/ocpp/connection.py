@@ -90,6 +90,10 @@ class ChargerConnection:
         self._on_seen = on_seen
         self._rate_limiter = rate_limiter
         self._call_lock = asyncio.Lock()
+        # Held while one of the charger's CALLs is handled and answered. The CSMS's own CALLs wait for it, so a
+        # command prompted by a fact (a RemoteStop for a transaction just started) never overtakes the
+        # CALLRESULT that tells the charger about that fact (here: its transactionId).
+        self._answering = asyncio.Lock()
         self._pending: _PendingCall | None = None
         self._ids = itertools.count(1)
         self.close_reason = "closed by the charger"
@@ -132,7 +136,8 @@ class ChargerConnection:
                     self._settle(CallOutcome.call_error(str(error.error_code), error.description))
             return
         if isinstance(frame, Call):
-            await self._answer(frame)
+            async with self._answering:
+                await self._answer(frame)
         elif self._pending is not None and frame.message_id == self._pending.message_id:
             if isinstance(frame, CallResult):
                 self._settle(CallOutcome.result(frame.payload))
@@ -186,7 +191,8 @@ class ChargerConnection:
                     future: asyncio.Future[CallOutcome] = asyncio.get_running_loop().create_future()
                     self._pending = _PendingCall(message_id, action, future)
                     try:
-                        await self._send(Call(message_id, action, payload))
+                        async with self._answering:
+                            await self._send(Call(message_id, action, payload))
                         return await future
                     finally:
                         self._pending = None
