@@ -90,8 +90,8 @@ class ChargerConnection:
         self._on_seen = on_seen
         self._rate_limiter = rate_limiter
         self._call_lock = asyncio.Lock()
-        # Held while one of the charger's CALLs is handled and answered. The CSMS's own CALLs wait for it, so a
-        # command prompted by a fact (a RemoteStop for a transaction just started) never overtakes the
+        # Held while one of the charger's CALLs is handled and answered. The CSMS's own CALLs wait for it, so
+        # a command prompted by a fact (a RemoteStop for a transaction just started) never overtakes the
         # CALLRESULT that tells the charger about that fact (here: its transactionId).
         self._answering = asyncio.Lock()
         self._pending: _PendingCall | None = None
