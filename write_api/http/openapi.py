@@ -150,6 +150,98 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
+_TOKENS = {
+    "type": "object",
+    "required": ["accessToken", "refreshToken", "tokenType", "expiresIn"],
+    "properties": {
+        "accessToken": {"type": "string"},
+        "refreshToken": {"type": "string"},
+        "tokenType": {"const": "Bearer"},
+        "expiresIn": {"type": "integer"},
+    },
+}
+_CREDENTIALS: dict[str, Any] = {
+    "type": "object",
+    "required": ["email", "password"],
+    "properties": {"email": {"type": "string"}, "password": {"type": "string"}},
+}
+
+AUTH_PATHS: dict[str, Any] = {
+    "/auth/register": {
+        "post": _operation(
+            "Register as a driver",
+            {
+                **_CREDENTIALS,
+                "required": ["email", "password", "displayName"],
+                "properties": {**_CREDENTIALS["properties"], "displayName": {"type": "string"}},
+            },
+            {
+                "201": {
+                    "description": "Registered",
+                    **_json(
+                        {
+                            "type": "object",
+                            "required": ["accountId", "driverId"],
+                            "properties": {"accountId": _UUID, "driverId": _UUID},
+                        }
+                    ),
+                },
+                "409": _problem("The email is taken"),
+            },
+            secured=False,
+            errors=("400", "415", "422"),
+        )
+    },
+    "/auth/login": {
+        "post": _operation(
+            "Log in: an access token (15 min) and a refresh token",
+            _CREDENTIALS,
+            {
+                "200": {"description": "Logged in", **_json(_TOKENS)},
+                "401": _problem("Wrong email or password"),
+                "429": _problem("Too many failed attempts: see Retry-After"),
+            },
+            secured=False,
+            errors=("400", "415", "422"),
+        )
+    },
+    "/auth/refresh": {
+        "post": _operation(
+            "Exchange a refresh token for a new pair (the old one stops working)",
+            {
+                "type": "object",
+                "required": ["refreshToken"],
+                "properties": {"refreshToken": {"type": "string"}},
+            },
+            {
+                "200": {"description": "Rotated", **_json(_TOKENS)},
+                "401": _problem("Invalid or reused refresh token"),
+            },
+            secured=False,
+            errors=("400", "415", "422"),
+        )
+    },
+    "/auth/logout": {
+        "post": _operation(
+            "Revoke a refresh token (and the tokens it was rotated from)",
+            {
+                "type": "object",
+                "required": ["refreshToken"],
+                "properties": {"refreshToken": {"type": "string"}},
+            },
+            {"204": {"description": "Logged out"}},
+            secured=False,
+            errors=("400", "415", "422"),
+        )
+    },
+    "/.well-known/jwks.json": {
+        "get": {
+            "summary": "Public keys verifying our access tokens",
+            "responses": {"200": {"description": "JWKS", **_json({"type": "object", "required": ["keys"]})}},
+        }
+    },
+}
+
 PATHS: dict[str, Any] = {
     "/sessions/start": {
         "post": _operation(
@@ -376,7 +468,7 @@ def document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
             "schemas": SCHEMAS,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
-        "paths": {**PATHS, **(extra_paths or {})},
+        "paths": {**AUTH_PATHS, **PATHS, **(extra_paths or {})},
     }
 
 
