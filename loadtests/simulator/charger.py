@@ -404,6 +404,11 @@ class Charger:
                 stats.errors["malformed frame"] += 1
                 continue
             if kind == frames.CALL and len(frame) >= 4:
+                if self._pending is not None and self._pending.done():
+                    # The answer to our own CALL came just before: let the driver task take it in (say, the
+                    # transactionId from StartTransaction.conf) before acting on the CSMS's request, as a
+                    # charger handling its messages in order would.
+                    await asyncio.sleep(0)
                 await self._answer(ws, frame[1], frame[2], frame[3])
             elif kind in (frames.CALLRESULT, frames.CALLERROR) and len(frame) >= 3:
                 pending = self._pending
