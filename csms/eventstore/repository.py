@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from functools import reduce
@@ -61,15 +62,23 @@ class Repository:
 
         With `refresh`, a cached aggregate is first brought up to date with any events other
         processes appended since (one indexed read of the stream's tail, usually empty).
+
+        Every caller gets its own copy: commands run concurrently in one process (a charger's messages,
+        an API request about it), and each must start from committed state, never from another one's
+        half-made changes. The cache itself only ever holds committed state.
         """
         if self._cache is not None:
             cached = self._cache.get(aggregate_id)
             if cached is not None:
                 if refresh:
                     newer = await self._store.read_stream(aggregate_id, after_version=cached.version)
+                    # Another caller may have refreshed (or saved) while this one read: apply only what
+                    # the cached state still lacks. No await between the check and the mutation.
+                    cached = self._cache.get(aggregate_id) or cached
                     for recorded_event in newer:
-                        cached = self._codec.decode(recorded_event).mutate(cached)
-                return _checked(cached, cls, aggregate_id)
+                        if recorded_event.stream_version == cached.version + 1:
+                            cached = self._codec.decode(recorded_event).mutate(cached)
+                return copy.deepcopy(_checked(cached, cls, aggregate_id))
         recorded = await self._store.read_stream(aggregate_id)
         if not recorded:
             raise AggregateNotFoundError(aggregate_id)
@@ -77,7 +86,8 @@ class Repository:
         aggregate = reduce(lambda agg, event: event.mutate(agg), events, None)
         aggregate = _checked(aggregate, cls, aggregate_id)
         if self._cache is not None:
-            self._cache.put(aggregate_id, aggregate)
+            self._keep(aggregate)
+            return copy.deepcopy(aggregate)
         return aggregate
 
     async def save(self, *aggregates: Any, metadata: Mapping[str, Any] | None = None) -> list[AppendResult]:
@@ -104,8 +114,15 @@ class Repository:
             raise
         if self._cache is not None:
             for aggregate in aggregates:
-                self._cache.put(aggregate.id, aggregate)
+                self._keep(copy.deepcopy(aggregate))
         return results
+
+    def _keep(self, aggregate: Any) -> None:
+        """Cache committed state, unless the cache already holds a newer version (a refresh got there)."""
+        assert self._cache is not None
+        current = self._cache.get(aggregate.id)
+        if current is None or current.version <= aggregate.version:
+            self._cache.put(aggregate.id, aggregate)
 
     async def execute(
         self,

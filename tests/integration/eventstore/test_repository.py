@@ -127,7 +127,9 @@ async def test_cache_serves_the_owner_and_never_holds_uncommitted_events(store: 
     repository = Repository(store, CODEC, cache)
     counter = Counter(id=uuid.uuid4(), name="kWh", timestamp=AT)
     await repository.save(counter)
-    assert await repository.get(counter.id, Counter) is counter
+    served = await repository.get(counter.id, Counter)
+    assert served == counter
+    assert served is not counter  # each caller gets its own copy of the committed state
 
     # Another process appends behind the owner's back: the owner's save conflicts and the stale
     # instance is evicted, so the retry inside `execute` reloads from the store.
@@ -158,3 +160,30 @@ async def test_refresh_brings_a_cached_aggregate_up_to_date(store: EventStore) -
     assert (await owner.get(counter.id, Counter)).total == 0  # the cache alone is stale
     refreshed = await owner.get(counter.id, Counter, refresh=True)
     assert (refreshed.total, refreshed.version) == (4, 2)
+
+
+async def test_concurrent_refreshes_and_commands_on_one_cached_aggregate(store: EventStore) -> None:
+    """Several coroutines of the owning process work on the same aggregate at once (a charger's message and an
+    API request about it): each starts from committed state, none sees another's uncommitted events."""
+    cache = AggregateCache()
+    owner = Repository(store, CODEC, cache)
+    counter = Counter(id=uuid.uuid4(), name="kWh", timestamp=AT)
+    await owner.save(counter)
+    outsider = Repository(store, CODEC)
+    for amount in (1, 2):
+        other = await outsider.get(counter.id, Counter)
+        other.add(amount, AT)
+        await outsider.save(other)
+
+    refreshed = await asyncio.gather(*(owner.get(counter.id, Counter, refresh=True) for _ in range(5)))
+    assert {(c.version, c.total) for c in refreshed} == {(3, 3)}
+
+    first, second = await owner.get(counter.id, Counter), await owner.get(counter.id, Counter)
+    first.add(10, AT)  # uncommitted: must not show up in `second` or in the cache
+    assert second.total == 3
+    assert (await owner.get(counter.id, Counter)).total == 3
+    await owner.save(first)
+    second.add(20, AT)
+    with pytest.raises(ConcurrencyError):
+        await owner.save(second)
+    assert (await owner.get(counter.id, Counter, refresh=True)).total == 13
