@@ -261,6 +261,14 @@ async def test_the_readme_flow_over_http(
             assert status == 200, stopped
             await _wait_for(store, session_id, "ChargingSession.Priced")
 
+            # The operator commands the charger through the API; the answer is the charger's.
+            await _login(api, operator_email)
+            path = f"/chargers/{charge_point_id}/commands/trigger"
+            status, triggered = await api.call(
+                "POST", path, "/chargers/{charger_id}/commands/{command}", {"message": "StatusNotification"}
+            )
+            assert (status, triggered["status"]) == (200, "accepted"), triggered
+
             # Another driver cannot see it: 404, not 403.
             other = f"other-{run}@example.com"
             api.token = None

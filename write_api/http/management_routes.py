@@ -326,7 +326,8 @@ async def _owned_charger(request: web.Request, actor: Actor, charge_point_id: st
 
 
 async def charger_command(request: web.Request, actor: Actor) -> web.StreamResponse:
-    """`POST /chargers/{id}/commands/{command}`: reset, unlock, availability, trigger, clear-cache."""
+    """`POST /chargers/{id}/commands/{command}`: reset, unlock, availability, trigger, clear-cache,
+    remote-start (`idToken`, `evseId`), remote-stop (`transactionId`)."""
     actor.require("operator", "admin")
     charge_point_id = request.match_info["charger_id"]
     await _owned_charger(request, actor, charge_point_id)
@@ -354,6 +355,20 @@ async def charger_command(request: web.Request, actor: Actor) -> web.StreamRespo
         outcome = await commands.trigger_message(charge_point_id, message, evse)
     elif command == "clear-cache":
         outcome = await commands.clear_cache(charge_point_id)
+    elif command == "remote-start":
+        value = body.get("idToken")
+        if not isinstance(value, str) or not value:
+            raise unprocessable([FieldError("idToken", "names the token to start for")])
+        try:
+            token = IdToken(value, IdTokenType.CENTRAL)
+        except DomainError as error:
+            raise unprocessable([FieldError("idToken", str(error))]) from None
+        outcome = await commands.remote_start(charge_point_id, evse or 1, token, remote_start_id=0)
+    elif command == "remote-stop":
+        transaction_id = body.get("transactionId")
+        if not isinstance(transaction_id, str | int) or isinstance(transaction_id, bool):
+            raise unprocessable([FieldError("transactionId", "names the charger's transaction")])
+        outcome = await commands.remote_stop(charge_point_id, str(transaction_id))
     else:
         raise NotFound(f"no command {command}")
     return _outcome_response(outcome)

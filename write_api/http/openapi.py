@@ -409,7 +409,7 @@ PATHS: dict[str, Any] = {
     "/chargers/{charger_id}/commands/{command}": {
         "parameters": [_id_path("charger_id"), _id_path("command")],
         "post": _operation(
-            "Send a command to a charger: reset, unlock, availability, trigger, clear-cache",
+            "Command a charger: reset, unlock, availability, trigger, clear-cache, remote-start, remote-stop",
             {"type": "object"},
             {
                 "200": {"description": "The charger's answer", **_json(_ref("CommandOutcome"))},
