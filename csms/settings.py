@@ -122,6 +122,30 @@ class Settings:
     auth_access_token_ttl_seconds: int = _setting(
         "CSMS_AUTH_ACCESS_TOKEN_TTL_SECONDS", 900, "Access token lifetime."
     )
+    auth_oidc_issuer: str | None = _setting(
+        "CSMS_AUTH_OIDC_ISSUER",
+        None,
+        "An external OIDC issuer whose tokens are trusted too (Keycloak, Cognito).",
+    )
+    auth_oidc_jwks_url: str | None = _setting(
+        "CSMS_AUTH_OIDC_JWKS_URL", None, "Its JWKS URL (set with CSMS_AUTH_OIDC_ISSUER and _AUDIENCE)."
+    )
+    auth_oidc_audience: str | None = _setting(
+        "CSMS_AUTH_OIDC_AUDIENCE", None, "The audience its tokens must carry."
+    )
+    auth_oidc_role_claim: str = _setting(
+        "CSMS_AUTH_OIDC_ROLE_CLAIM",
+        "roles",
+        "Claim (or dotted path, e.g. realm_access.roles) with the user's roles.",
+    )
+    auth_oidc_role_map: str = _setting(
+        "CSMS_AUTH_OIDC_ROLE_MAP",
+        "",
+        "Its role values mapped to ours: `csms-admin=admin,csms-operator=operator`.",
+    )
+    auth_oidc_company_claim: str | None = _setting(
+        "CSMS_AUTH_OIDC_COMPANY_CLAIM", None, "Claim holding an operator's company id."
+    )
     log_level: str = _setting("CSMS_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.")
 
     @classmethod
@@ -140,6 +164,13 @@ class Settings:
             except ValueError as error:
                 raise SettingsError(name, raw, str(error)) from None
         settings = cls(**values)
+        oidc = (settings.auth_oidc_issuer, settings.auth_oidc_jwks_url, settings.auth_oidc_audience)
+        if any(oidc) and not all(oidc):
+            raise SettingsError(
+                "CSMS_AUTH_OIDC_ISSUER",
+                settings.auth_oidc_issuer or "",
+                "set _ISSUER, _JWKS_URL and _AUDIENCE together",
+            )
         if (settings.ocpp_tls_cert is None) != (settings.ocpp_tls_key is None):
             name = "CSMS_OCPP_TLS_KEY" if settings.ocpp_tls_key is None else "CSMS_OCPP_TLS_CERT"
             raise SettingsError(name, "", "CSMS_OCPP_TLS_CERT and CSMS_OCPP_TLS_KEY must be set together")
@@ -195,6 +226,14 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _role_map(raw: str) -> str:
+    for pair in raw.split(","):
+        name, sep, role = pair.partition("=")
+        if not sep or not name.strip() or role.strip() not in {"driver", "operator", "admin"}:
+            raise ValueError("must be `their-role=ours,...` with ours one of driver, operator, admin")
+    return raw
+
+
 def _prefix(raw: str) -> str:
     if any(c.isspace() for c in raw):
         raise ValueError("must not contain whitespace")
@@ -229,5 +268,11 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "auth_audience": _prefix,
     "auth_signing_key_file": Path,
     "auth_access_token_ttl_seconds": _positive(int),
+    "auth_oidc_issuer": str,
+    "auth_oidc_jwks_url": _url("https", "http"),
+    "auth_oidc_audience": str,
+    "auth_oidc_role_claim": _prefix,
+    "auth_oidc_role_map": _role_map,
+    "auth_oidc_company_claim": _prefix,
     "log_level": _log_level,
 }

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -16,7 +17,8 @@ from csms.eventstore import EventCodec, EventStore, Repository, create_pool
 from csms.observability.health import postgres_answers, redis_answers
 from csms.settings import Settings
 from write_api.auth.app import build_auth_service
-from write_api.auth.config import AuthConfig
+from write_api.auth.config import AuthConfig, ExternalIssuerConfig
+from write_api.auth.roles import Role
 from write_api.charger_admin import ChargerAdmin
 from write_api.http.app import WriteApiServices, create_write_app
 from write_api.idempotency import IdempotencyKeys
@@ -41,8 +43,28 @@ class NoSockets:
         return CallOutcome.offline()
 
 
+def external_issuers(settings: Settings) -> tuple[ExternalIssuerConfig, ...]:
+    if not (settings.auth_oidc_issuer and settings.auth_oidc_jwks_url and settings.auth_oidc_audience):
+        return ()
+    role_map = {
+        name.strip(): Role(role.strip())
+        for name, _, role in (pair.partition("=") for pair in settings.auth_oidc_role_map.split(",") if pair)
+    }
+    return (
+        ExternalIssuerConfig(
+            issuer=settings.auth_oidc_issuer,
+            jwks_url=settings.auth_oidc_jwks_url,
+            audience=settings.auth_oidc_audience,
+            role_map=role_map,
+            role_claim=settings.auth_oidc_role_claim,
+            company_claim=settings.auth_oidc_company_claim,
+        ),
+    )
+
+
 def auth_config(settings: Settings) -> AuthConfig:
     return AuthConfig(
+        external_issuers=external_issuers(settings),
         issuer=settings.auth_issuer,
         audience=settings.auth_audience,
         access_token_ttl_seconds=settings.auth_access_token_ttl_seconds,
@@ -75,9 +97,11 @@ async def write_api_app(
     )
     tokens = IdTokenDirectory(pool)
     config = auth_config(settings)
+    # Only an external OIDC issuer needs outgoing HTTP (to fetch its JWKS).
+    http = aiohttp.ClientSession() if config.external_issuers else None
     services = WriteApiServices(
         auth_config=config,
-        auth=build_auth_service(config, pool=pool, redis=redis, repository=repository),
+        auth=build_auth_service(config, pool=pool, redis=redis, repository=repository, http=http),
         sessions=SessionService(repository, commands, tokens, utc_now),
         management=Management(repository, tokens, utc_now),
         charger_admin=ChargerAdmin(repository, utc_now),
@@ -88,6 +112,8 @@ async def write_api_app(
     try:
         yield create_write_app(services)
     finally:
+        if http is not None:
+            await http.close()
         await router.close()
         await redis.aclose()
         await store.close()
