@@ -146,6 +146,20 @@ CASES: list[tuple[str, str, str, dict[str, Any] | None, dict[str | None, int]]] 
     ),
     ("PATCH", "/stations/{stationA}", "another company's tariff", {"tariffId": "{tariffB}"}, {"opA": 404}),
     ("PATCH", "/stations/{stationA}", "own tariff", {"tariffId": "{tariffA}"}, {"opA": 200}),
+    (
+        "PATCH",
+        "/stations/{stationA}",
+        "opening hours",
+        {"openingHours": {"regularHours": [{"weekday": 1, "periodBegin": "07:00", "periodEnd": "22:00"}]}},
+        {"opA": 200},
+    ),
+    (
+        "PATCH",
+        "/stations/{stationA}",
+        "bad opening hours",
+        {"openingHours": {"regularHours": "always"}},
+        {"opA": 422},
+    ),
     ("POST", "/tariffs", "tariff", _TARIFF, {"opB": 201, "d1": 403, None: 401}),
     (
         "POST",

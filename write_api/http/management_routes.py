@@ -18,7 +18,9 @@ from csms.domain import (
     DomainError,
     IdToken,
     IdTokenType,
+    OpeningHours,
     PriceComponent,
+    RegularHours,
     TariffDimension,
     TariffElement,
     TariffRestrictions,
@@ -159,6 +161,26 @@ def _coordinates(body: dict[str, Any], fields: Fields) -> Coordinates | None:
         return None
 
 
+def _opening_hours(body: dict[str, Any], fields: Fields) -> OpeningHours | None:
+    """OCPI Hours: `{"twentyfourseven": true}` or `{"regularHours": [{weekday, periodBegin, periodEnd}]}`."""
+    raw = body.get("openingHours")
+    if raw is None:
+        return None
+    try:
+        if raw.get("twentyfourseven") is True:
+            return OpeningHours.always()
+        periods = tuple(
+            RegularHours(
+                int(p["weekday"]), time.fromisoformat(p["periodBegin"]), time.fromisoformat(p["periodEnd"])
+            )
+            for p in raw["regularHours"]
+        )
+        return OpeningHours(twentyfourseven=False, regular_hours=periods)
+    except (AttributeError, KeyError, TypeError, ValueError, DomainError) as error:
+        fields.errors.append(FieldError("openingHours", f"is not OCPI opening hours: {error}"))
+        return None
+
+
 async def create_station(request: web.Request, actor: Actor) -> web.StreamResponse:
     body = await read_json_object(request)
     fields = Fields(body)
@@ -167,6 +189,7 @@ async def create_station(request: web.Request, actor: Actor) -> web.StreamRespon
     address = _address(body, fields)
     coordinates = _coordinates(body, fields)
     company_id = _optional_uuid(body, fields, "companyId")
+    opening_hours = _opening_hours(body, fields)
     published = body.get("published", False)
     if not isinstance(published, bool):
         fields.errors.append(FieldError("published", "must be true or false"))
@@ -174,7 +197,7 @@ async def create_station(request: web.Request, actor: Actor) -> web.StreamRespon
     assert address is not None
     assert coordinates is not None
     written = await request.app[MANAGEMENT].create_station(
-        actor, company_id, name, address, coordinates, time_zone, None, bool(published)
+        actor, company_id, name, address, coordinates, time_zone, opening_hours, bool(published)
     )
     return _written(written, "stationId", 201)
 
@@ -192,6 +215,8 @@ async def update_station(request: web.Request, actor: Actor) -> web.StreamRespon
         changes["address"] = _address(body, fields)
     if "coordinates" in body:
         changes["coordinates"] = _coordinates(body, fields)
+    if "openingHours" in body:
+        changes["opening_hours"] = _opening_hours(body, fields)
     if "published" in body:
         if not isinstance(body["published"], bool):
             fields.errors.append(FieldError("published", "must be true or false"))
