@@ -78,7 +78,7 @@ class Repository:
                     for recorded_event in newer:
                         if recorded_event.stream_version == cached.version + 1:
                             cached = self._codec.decode(recorded_event).mutate(cached)
-                return copy.deepcopy(_checked(cached, cls, aggregate_id))
+                return _detached(_checked(cached, cls, aggregate_id))
         recorded = await self._store.read_stream(aggregate_id)
         if not recorded:
             raise AggregateNotFoundError(aggregate_id)
@@ -87,7 +87,7 @@ class Repository:
         aggregate = _checked(aggregate, cls, aggregate_id)
         if self._cache is not None:
             self._keep(aggregate)
-            return copy.deepcopy(aggregate)
+            return _detached(aggregate)
         return aggregate
 
     async def save(self, *aggregates: Any, metadata: Mapping[str, Any] | None = None) -> list[AppendResult]:
@@ -114,7 +114,7 @@ class Repository:
             raise
         if self._cache is not None:
             for aggregate in aggregates:
-                self._keep(copy.deepcopy(aggregate))
+                self._keep(_detached(aggregate))
         return results
 
     def _keep(self, aggregate: Any) -> None:
@@ -154,6 +154,20 @@ class Repository:
                 raise
             return result
         raise AssertionError("unreachable")
+
+
+def _detached(aggregate: A) -> A:
+    """A copy that shares nothing mutable with `aggregate`.
+
+    Aggregate state is immutable values (frozen value objects, tuples, strings) held in attributes, plus a few
+    dicts, lists and sets that commands change in place: copying those one level deep is enough, and keeps the
+    cost independent of history (a session's growing tuple of readings is shared, never copied).
+    """
+    clone = copy.copy(aggregate)
+    for name, value in vars(clone).items():
+        if isinstance(value, dict | list | set):
+            setattr(clone, name, type(value)(value))
+    return clone
 
 
 def _checked(aggregate: Any, cls: type[A], aggregate_id: UUID) -> A:
