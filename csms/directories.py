@@ -7,6 +7,7 @@ side is safe in a way reading a read model would not be.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -26,8 +27,17 @@ class TransactionRef:
 class TransactionDirectory:
     """Maps (charger, transaction id) to a charging session id."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, cache_size: int = 100_000) -> None:
         self._pool = pool
+        # Rows never change once written, so they can be remembered (every MeterValues looks one up).
+        self._known: OrderedDict[tuple[UUID, str], UUID] = OrderedDict()
+        self._cache_size = cache_size
+
+    def _remember(self, charger_id: UUID, transaction_id: str, session_id: UUID) -> UUID:
+        self._known[(charger_id, transaction_id)] = session_id
+        if len(self._known) > self._cache_size:
+            self._known.popitem(last=False)
+        return session_id
 
     async def allocate_16(self, charger_id: UUID, start_key: str, new_session_id: UUID) -> TransactionRef:
         """The 1.6 transactionId for a StartTransaction, the same one again for a replay of it."""
@@ -76,12 +86,17 @@ class TransactionDirectory:
         return TransactionRef(row["transaction_id"], _uuid(row["session_id"]), row["created"])
 
     async def find(self, charger_id: UUID, transaction_id: str) -> UUID | None:
+        known = self._known.get((charger_id, transaction_id))
+        if known is not None:
+            return known
         value = await self._pool.fetchval(
             "SELECT session_id FROM charger_transactions WHERE charger_id = $1 AND transaction_id = $2",
             charger_id,
             transaction_id,
         )
-        return _uuid(value) if isinstance(value, UUID) else None
+        if not isinstance(value, UUID):
+            return None
+        return self._remember(charger_id, transaction_id, _uuid(value))
 
 
 class EarlyMeterValues:

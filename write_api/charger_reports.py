@@ -252,7 +252,9 @@ class ChargerReports:
             await self._early_readings.keep(charger_id, transaction_id, readings)
             return
         at = self._clock()
-        await self._execute(session_id, ChargingSession, lambda s: s.record_meter_values(readings, at))
+        await self._execute(
+            session_id, ChargingSession, lambda s: s.record_meter_values(readings, at), optimistic=True
+        )
 
     async def knows(self, charger_id: UUID, transaction_id: str) -> bool:
         """Whether the transaction's start has been recorded."""
@@ -385,9 +387,15 @@ class ChargerReports:
     async def _on_charger(self, charger_id: UUID, command: Callable[[Charger], Any]) -> None:
         await self._execute(charger_id, Charger, command)
 
-    async def _execute(self, aggregate_id: UUID, cls: type[A], command: Callable[[A], Any]) -> None:
+    async def _execute(
+        self, aggregate_id: UUID, cls: type[A], command: Callable[[A], Any], *, optimistic: bool = False
+    ) -> None:
+        """Run `command` and save, retrying after a conflict. `optimistic` first trusts this process's cached
+        copy without reading the stream's tail (the hot path of meter values, whose session only this process
+        writes while it charges); a conflict then reloads, so nothing is decided twice on stale state."""
         for attempt in range(self._retries + 1):
-            aggregate = await self._repository.get(aggregate_id, cls, refresh=True)
+            refresh = not optimistic or attempt > 0
+            aggregate = await self._repository.get(aggregate_id, cls, refresh=refresh)
             command(aggregate)
             try:
                 await self._repository.save(aggregate)
