@@ -7,23 +7,21 @@ even when the absolute numbers move. Each scenario runs for a fixed time on fres
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import click
 import orjson
 
 from csms.eventstore import EventStore, NewEvent, create_pool
-from csms.migrations import migrate
+from loadtests.scratch import scratch_database
 
 # A realistic event: the size and shape of a MeterValuesRecorded with its metadata.
 _DATA = orjson.dumps(
@@ -140,7 +138,7 @@ class Bench:
 
 
 async def run(database_url: str, seconds: float, rounds: int) -> list[Row]:
-    async with _scratch_database(database_url) as url:
+    async with scratch_database(database_url) as url:
         pool = await create_pool(url, max_size=_CONCURRENT_CALLERS + 4, min_size=8)
         store = EventStore(pool, url)
         try:
@@ -179,28 +177,6 @@ async def run(database_url: str, seconds: float, rounds: int) -> list[Row]:
         finally:
             await store.close()
             await pool.close()
-
-
-@contextlib.asynccontextmanager
-async def _scratch_database(database_url: str) -> AsyncIterator[str]:
-    """A throw-away database next to the configured one, so benchmarks never touch real data."""
-    name = f"csms_bench_{uuid.uuid4().hex[:8]}"
-    admin_url = urlunsplit(urlsplit(database_url)._replace(path="/postgres"))
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = urlunsplit(urlsplit(database_url)._replace(path="/" + name))
-    try:
-        await migrate(url)
-        yield url
-    finally:
-        admin = await asyncpg.connect(admin_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 def format_table(rows: list[Row]) -> str:

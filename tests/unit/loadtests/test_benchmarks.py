@@ -1,0 +1,88 @@
+"""The benchmarks' pure parts: the lean client's payloads, merging latency across processes, the storm's
+timeline and experiment options. The benchmarks themselves are not tests and never run here."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import aiohttp
+from click.testing import CliRunner
+
+from loadtests.bench_ingest import LeanCharger
+from loadtests.bench_storm import Experiment, _timeline, storm
+from loadtests.scratch import gateway_argv, histogram_state, merged_histogram
+from loadtests.simulator.stats import LatencyHistogram
+from tests.unit.simulator.schemas import assert_valid
+
+
+def _charger() -> LeanCharger:
+    return LeanCharger("CP-1", cast(aiohttp.ClientWebSocketResponse, None))
+
+
+def test_the_ingest_client_sends_schema_valid_1_6_payloads() -> None:
+    charger = _charger()
+    assert_valid("1.6", "BootNotification", {"chargePointVendor": "CSMS-Bench", "chargePointModel": "Ingest"})
+    assert_valid("1.6", "StartTransaction", charger.start_transaction("BENCH0123"))
+    charger.transaction_id = 42
+    assert_valid("1.6", "MeterValues", charger.meter_values())
+
+
+def test_back_to_back_meter_values_always_rise_in_time_and_energy() -> None:
+    # The gateway drops a reading not newer than the last one: every MeterValues must be a new fact.
+    charger = _charger()
+    charger.transaction_id = 1
+    start = charger.start_transaction("BENCH0123")
+    values = [charger.meter_values()["meterValue"][0] for _ in range(200)]  # far faster than 1 per ms
+    stamps = [start["timestamp"]] + [v["timestamp"] for v in values]
+    energy = [start["meterStart"]] + [int(v["sampledValue"][0]["value"]) for v in values]
+    assert stamps == sorted(set(stamps))
+    assert energy == sorted(set(energy))
+
+
+def test_histograms_from_several_processes_merge_into_one() -> None:
+    first, second = LatencyHistogram(), LatencyHistogram()
+    for ms in (1, 2, 3):
+        first.record(ms / 1000)
+    second.record(0.5)
+    empty = histogram_state(LatencyHistogram())
+    merged = merged_histogram([histogram_state(first), empty, histogram_state(second)])
+    assert merged.count == 4
+    assert merged.min == 0.001
+    assert merged.max == 0.5
+    assert merged.percentile(1.0) == 0.5
+    assert merged.counts == [a + b for a, b in zip(first.counts, second.counts, strict=True)]
+
+
+def test_the_storm_timeline_sums_clients_and_averages_cpu_per_step() -> None:
+    def report(t: float, accepted: int) -> dict[str, Any]:
+        return {key: accepted for key in ("connected", "accepted", "reported")} | {
+            "t": t,
+            "pending": 0,
+            "failures": 0,
+        }
+
+    progress = [
+        [report(1.0, 10), report(2.0, 20), report(3.0, 30), report(4.0, 40)],
+        [report(1.1, 5), report(2.1, 7), report(3.1, 9)],
+    ]
+    busy = {"server": 100.0, "postgres": 10.0, "simulator": 50.0}
+    calm = {"server": 50.0, "postgres": 0.0, "simulator": 50.0}
+    cpu = [busy, calm, busy, calm]
+    rows = _timeline(progress, cpu, step=2)
+    assert [(r["t"], r["accepted"]) for r in rows] == [(2.0, 27.0), (4.0, 49.0)]
+    assert rows[0]["server_cpu"] == 75.0
+    assert rows[1]["postgres_cpu"] == 5.0
+
+
+def test_experiments_patch_the_gateway_only_when_asked() -> None:
+    assert Experiment().command() == gateway_argv()
+    assert Experiment().environment() == {}
+    patched = Experiment(pending_retry=(2, 10), listen_backlog=4096)
+    assert patched.command()[-3:] == ["serve", "--role", "gateway"]
+    assert patched.environment() == {"BENCH_PENDING_RETRY": "2-10", "BENCH_LISTEN_BACKLOG": "4096"}
+
+
+def test_a_malformed_pending_retry_range_is_refused_before_anything_runs() -> None:
+    result = CliRunner().invoke(storm, ["--pending-retry", "10-2"])
+    assert result.exit_code == 2
+    assert "0 < LOW <= HIGH" in result.output
