@@ -9,12 +9,12 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from redis.asyncio import Redis
 
 from csms.directories import IdTokenDirectory
 from csms.domain.topics import EVENT_TYPES
-from csms.eventstore import EventCodec, EventStore, Repository, create_pool
+from csms.eventstore import AggregateCache, EventCodec, EventStore, Repository, create_pool
 from csms.observability.health import postgres_answers, redis_answers
+from csms.redis_support import redis_client
 from csms.settings import Settings
 from write_api.auth.app import build_auth_service
 from write_api.auth.config import AuthConfig, ExternalIssuerConfig
@@ -88,8 +88,9 @@ async def write_api_app(
         max_batch=settings.append_max_batch,
         poll_interval=settings.poll_interval_seconds,
     )
-    repository = Repository(store, EventCodec(EVENT_TYPES))
-    redis = Redis.from_url(redis_url)
+    # Cached aggregates, brought up to date with one tail read before each command (refresh=True).
+    repository = Repository(store, EventCodec(EVENT_TYPES), AggregateCache())
+    redis = redis_client(redis_url)
     router = CommandRouter(redis, settings.redis_key_prefix, instance_id(), NoSockets())
     await router.start()
     commands = ChargerCommands(

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from csms.directories import EarlyMeterValues, IdTokenDirectory, TransactionDirectory
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import AggregateCache, EventCodec, EventStore, Repository, create_pool
+from csms.redis_support import redis_client
 from csms.settings import Settings
 from write_api.charger_reports import ChargerReports
 from write_api.ocpp.command_router import CommandRouter
@@ -79,7 +79,7 @@ async def gateway_app(
     reports = ChargerReports(
         repository, TransactionDirectory(pool), IdTokenDirectory(pool), EarlyMeterValues(pool), utc_now
     )
-    redis = Redis.from_url(redis_url)
+    redis = redis_client(redis_url)
     prefix = settings.redis_key_prefix
     me = instance_id()
     presence = Presence(redis, prefix, me)
