@@ -13,6 +13,7 @@ _log = logging.getLogger(__name__)
 
 # In-flight requests get this long to finish when the process is asked to stop.
 _SHUTDOWN_TIMEOUT_SECONDS = 10.0
+_LISTEN_BACKLOG = 4096  # capped by the kernel's net.core.somaxconn
 
 
 async def serve_app(
@@ -32,7 +33,9 @@ async def serve_app(
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+        # A deep accept queue: after a restart thousands of chargers reconnect at once, and with the default
+        # backlog of 128 the kernel drops their SYNs, leaving them to retry with back-off for minutes.
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=_LISTEN_BACKLOG)
         await site.start()
         scheme = "https" if ssl_context else "http"
         _log.info("listening", extra={"url": f"{scheme}://{host}:{port}"})
