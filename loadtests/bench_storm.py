@@ -32,12 +32,14 @@ import click
 from csms.settings import Settings
 from loadtests.scratch import (
     HOST,
+    POSTGRES_NOTE,
     Channel,
     ClientProcesses,
     CpuMeter,
     ServerProcess,
     bare_responder_argv,
     client_processes,
+    database_name,
     free_port,
     gateway_argv,
     gateway_environment,
@@ -230,14 +232,16 @@ def _timeline(
     return rows
 
 
-async def _measure(name: str, server: ServerProcess, args: list[StormArgs], postmaster: int | None) -> Column:
+async def _measure(
+    name: str, server: ServerProcess, args: list[StormArgs], postgres: tuple[int | None, str]
+) -> Column:
     column = Column(name, sum(a.count for a in args))
     async with client_processes(storm_simulator, args) as clients:
         await clients.expect_all("ready", within=120)
         meter = CpuMeter(
             {
                 "server": lambda: [server.pid],
-                "postgres": lambda: postgres_pids(postmaster),
+                "postgres": lambda: postgres_pids(*postgres),
                 "simulator": lambda: clients.pids,
             }
         )
@@ -357,9 +361,11 @@ async def run(
     open_files = raise_open_files_limit(chargers + 1024)
     columns: list[Column] = []
     postmaster = await postmaster_pid(database_url)
+    postgres: tuple[int | None, str] = (postmaster, "")
     with tempfile.TemporaryDirectory(prefix="csms-bench-storm-") as tmp:
         work = Path(tmp)
         async with scratch_database(database_url) as url, scratch_redis_prefix(redis_url) as prefix:
+            postgres = (postmaster, database_name(url))
             fleet = await register_fleet(url, chargers)
             password_file = work / "passwords.txt"
             write_password_file(password_file, fleet.passwords)
@@ -382,11 +388,11 @@ async def run(
             port = free_port()
             env = gateway_environment(url, redis_url, prefix, port, **experiment.environment())
             async with server_process("gateway", experiment.command(), port, work, env) as gateway:
-                columns.append(await _measure("ours: csms gateway", gateway, simulators(port), postmaster))
+                columns.append(await _measure("ours: csms gateway", gateway, simulators(port), postgres))
         if baseline:
             port = free_port()
             async with server_process("bare-responder", bare_responder_argv(port), port, work) as bare:
-                columns.append(await _measure("bare responder", bare, simulators(port), postmaster))
+                columns.append(await _measure("bare responder", bare, simulators(port), postgres))
     return Report(
         chargers,
         within,
@@ -461,7 +467,7 @@ def format_report(report: Report) -> str:
         else f"{retry_range[0]}-{retry_range[1]} s (EXPERIMENT: patched, not a setting)"
     )
     retry += ", listen backlog " + (
-        "128 (aiohttp's default)" if backlog is None else f"{backlog} (EXPERIMENT: patched, not a setting)"
+        "4096 (csms's default)" if backlog is None else f"{backlog} (EXPERIMENT: patched, not a setting)"
     )
     lines += [
         "",
@@ -469,8 +475,9 @@ def format_report(report: Report) -> str:
         f"{report.within:g} s; times from the first connection. Gateway admission: "
         f"CSMS_OCPP_BOOTS_PER_SECOND={report.boots_per_second:g}, CSMS_OCPP_BOOT_BURST={report.boot_burst}, "
         f"Pending retry interval {retry}. The simulator ran in {report.simulator_processes} process(es) of "
-        "its own; CPU is % of one core (2 cores here, shared by server, Postgres and simulator). Open-files "
-        f"limit raised to {report.open_files_limit:,}.",
+        "its own; CPU is % of one core (2 cores here, shared by server, Postgres and simulator)."
+        + POSTGRES_NOTE
+        + f" Open-files limit raised to {report.open_files_limit:,}.",
     ]
     for c in columns:
         if c.connect_failures:
@@ -535,7 +542,7 @@ def _retry_range(_ctx: click.Context, _param: click.Parameter, value: str | None
     "--listen-backlog",
     type=click.IntRange(1, 65535),
     default=None,
-    help="Experiment: patch the gateway's listen backlog (aiohttp's default: 128).",
+    help="Experiment: patch the gateway's listen backlog (csms's default: 4096).",
 )
 @click.option(
     "--baseline/--no-baseline", default=True, show_default=True, help="Also storm the bare responder."
