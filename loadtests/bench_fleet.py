@@ -28,12 +28,14 @@ import click
 
 from loadtests.scratch import (
     HOST,
+    POSTGRES_NOTE,
     Channel,
     ClientProcesses,
     CpuMeter,
     ServerProcess,
     bare_responder_argv,
     client_processes,
+    database_name,
     free_port,
     gateway_argv,
     gateway_environment,
@@ -186,13 +188,13 @@ class Column:
 
 
 async def _window(
-    server: ServerProcess, clients: ClientProcesses, seconds: float, postmaster: int | None
+    server: ServerProcess, clients: ClientProcesses, seconds: float, postgres: tuple[int | None, str]
 ) -> tuple[dict[str, float], int, int]:
     """Run the measurement window: CPU of everyone, and the server's RSS at the end and at its peak."""
     meter = CpuMeter(
         {
             "server": lambda: [server.pid],
-            "postgres": lambda: postgres_pids(postmaster),
+            "postgres": lambda: postgres_pids(*postgres),
             "simulator": lambda: clients.pids,
         }
     )
@@ -209,7 +211,11 @@ async def _window(
 
 
 async def _measure(
-    name: str, server: ServerProcess, args: list[SimulatorArgs], seconds: float, postmaster: int | None
+    name: str,
+    server: ServerProcess,
+    args: list[SimulatorArgs],
+    seconds: float,
+    postgres: tuple[int | None, str],
 ) -> Column:
     column = Column(name, sum(a.count for a in args))
     await asyncio.sleep(1.0)  # let the freshly started server settle before taking its idle memory
@@ -219,7 +225,7 @@ async def _measure(
         clients.send_all("go")
         settled = await clients.expect_all("settled", within=max(a.settle_within for a in args) + 60)
         column.settle_seconds = max(s["seconds"] for s in settled)
-        cpu, rss, peak = await _window(server, clients, seconds, postmaster)
+        cpu, rss, peak = await _window(server, clients, seconds, postgres)
         clients.send_all("stop")
         results = await clients.expect_all("result", within=180)
     histograms: list[dict[str, Any]] = []
@@ -294,9 +300,11 @@ async def run(
     open_files = raise_open_files_limit(chargers + 1024)
     columns: list[Column] = []
     postmaster = await postmaster_pid(database_url)
+    postgres: tuple[int | None, str] = (postmaster, "")
     with tempfile.TemporaryDirectory(prefix="csms-bench-fleet-") as tmp:
         work = Path(tmp)
         async with scratch_database(database_url) as url, scratch_redis_prefix(redis_url) as prefix:
+            postgres = (postmaster, database_name(url))
             fleet = await register_fleet(url, chargers)
             password_file = work / "passwords.txt"
             write_password_file(password_file, fleet.passwords)
@@ -323,12 +331,12 @@ async def run(
             )
             async with server_process("gateway", gateway_argv(), port, work, env) as gateway:
                 columns.append(
-                    await _measure("ours: csms gateway", gateway, simulators(port), minutes * 60, postmaster)
+                    await _measure("ours: csms gateway", gateway, simulators(port), minutes * 60, postgres)
                 )
             port = free_port()
             async with server_process("bare-responder", bare_responder_argv(port), port, work) as bare:
                 columns.append(
-                    await _measure("bare responder", bare, simulators(port), minutes * 60, postmaster)
+                    await _measure("bare responder", bare, simulators(port), minutes * 60, postgres)
                 )
     return Report(chargers, minutes, ramp_up, processes, open_files, fleet.seconds, columns)
 
@@ -382,9 +390,10 @@ def format_report(report: Report) -> str:
         "charging. RSS per connection = (RSS with the fleet - RSS before connecting) / connected chargers "
         "(VmRSS of the server process).",
         f"The simulator ran in {report.simulator_processes} process(es) of its own; CPU is % of one core "
-        "(2 cores here, shared by server, Postgres and simulator). Open-files limit raised to "
-        f"{report.open_files_limit:,}. Gateway settings as configured, heartbeat interval "
-        f"{HEARTBEAT_SECONDS:.0f} s.",
+        "(2 cores here, shared by server, Postgres and simulator)."
+        + POSTGRES_NOTE
+        + f" Open-files limit raised to {report.open_files_limit:,}. Gateway settings as configured, "
+        f"heartbeat interval {HEARTBEAT_SECONDS:.0f} s.",
     ]
     lines.extend(f"Errors ({c.target}): {c.error_kinds}" for c in columns if c.error_kinds)
     lines.extend(f"Boots ({c.target}): {c.boots}" for c in columns)

@@ -32,12 +32,14 @@ import orjson
 
 from loadtests.scratch import (
     HOST,
+    POSTGRES_NOTE,
     Channel,
     CpuMeter,
     ServerProcess,
     bare_responder_argv,
     client_processes,
     count_events,
+    database_name,
     free_port,
     gateway_argv,
     gateway_environment,
@@ -260,7 +262,7 @@ class Row:
 
 
 async def _measure(
-    postmaster: int | None,
+    postgres: tuple[int | None, str],
     name: str,
     server: ServerProcess,
     chargers: list[tuple[str, str]],
@@ -273,7 +275,7 @@ async def _measure(
     args = [ClientArgs(url, share, id_tag, seconds) for share in shares]
     async with client_processes(ingest_client, args) as processes:
         ready = await processes.expect_all("ready", within=120)
-        meter = CpuMeter({"server": lambda: [server.pid], "postgres": lambda: postgres_pids(postmaster)})
+        meter = CpuMeter({"server": lambda: [server.pid], "postgres": lambda: postgres_pids(*postgres)})
         meter.start()
         processes.send_all("go")
         await asyncio.sleep(seconds)
@@ -327,9 +329,11 @@ class Report:
 async def run(database_url: str, redis_url: str, chargers: int, seconds: float, clients: int) -> Report:
     rows: list[Row] = []
     postmaster = await postmaster_pid(database_url)
+    postgres: tuple[int | None, str] = (postmaster, "")
     with tempfile.TemporaryDirectory(prefix="csms-bench-ingest-") as tmp:
         log_dir = Path(tmp)
         async with scratch_database(database_url) as url, scratch_redis_prefix(redis_url) as prefix:
+            postgres = (postmaster, database_name(url))
             fleet = await register_fleet(url, chargers)
             credentials = list(fleet.passwords.items())
             port = free_port()
@@ -337,7 +341,7 @@ async def run(database_url: str, redis_url: str, chargers: int, seconds: float, 
             async with server_process("gateway", gateway_argv(), port, log_dir, env) as gateway:
                 rows.append(
                     await _measure(
-                        postmaster,
+                        postgres,
                         "ours: csms gateway",
                         gateway,
                         credentials,
@@ -351,14 +355,14 @@ async def run(database_url: str, redis_url: str, chargers: int, seconds: float, 
         async with server_process("ocpp-library", library_server_argv(port), port, log_dir) as library:
             rows.append(
                 await _measure(
-                    postmaster, "ocpp library server", library, credentials, fleet.id_token, seconds, clients
+                    postgres, "ocpp library server", library, credentials, fleet.id_token, seconds, clients
                 )
             )
         port = free_port()
         async with server_process("bare-responder", bare_responder_argv(port), port, log_dir) as bare:
             rows.append(
                 await _measure(
-                    postmaster, "bare responder", bare, credentials, fleet.id_token, seconds, clients
+                    postgres, "bare responder", bare, credentials, fleet.id_token, seconds, clients
                 )
             )
     return Report(chargers, seconds, clients, rows, events, fleet.seconds)
@@ -392,7 +396,8 @@ def format_report(report: Report) -> str:
         "default, would otherwise cap each charger); other settings as configured.",
         f"{report.chargers} chargers (OCPP 1.6J), {report.seconds:g} s per target, one target after the "
         f"other; the same client in {report.client_processes} process(es) of its own for every target. "
-        "CPU is % of one core over the measurement (2 cores here: server, Postgres and client share them).",
+        "CPU is % of one core over the measurement (2 cores here: server, Postgres and client share them)."
+        + POSTGRES_NOTE,
     ]
     for r in report.rows:
         if r.error_kinds:

@@ -64,6 +64,11 @@ from loadtests.simulator.stats import LatencyHistogram
 HOST: Final = "127.0.0.1"
 """Every server listens here and every client connects here: benchmarks send nothing off the machine."""
 
+POSTGRES_NOTE: Final = (
+    " Postgres CPU: the backends of the run's scratch database plus the server's shared helper processes."
+)
+"""How the tables' Postgres CPU is counted (see `postgres_pids`)."""
+
 _START_TIMEOUT_SECONDS = 60.0
 # The gateway records every charger's disconnect on SIGTERM (10 s drain, then the appends): give it time.
 _STOP_TIMEOUT_SECONDS = 60.0
@@ -112,6 +117,10 @@ async def scratch_redis_prefix(redis_url: str) -> AsyncIterator[str]:
                 await redis.delete(*batch)
         finally:
             await redis.aclose()
+
+
+def database_name(database_url: str) -> str:
+    return urlsplit(database_url).path.lstrip("/")
 
 
 async def count_events(database_url: str, topic: str) -> int:
@@ -362,15 +371,28 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 # --------------------------------------------------------------------------- CPU probes
 
 
-def postgres_pids(postmaster: int | None = None) -> list[int]:
-    """The Postgres server's processes (postmaster and backends), to charge their CPU to the store: those of
-    `postmaster` when given (see `postmaster_pid`), else every process named postgres on the machine."""
-    if postmaster is not None:
-        with contextlib.suppress(psutil.Error):
-            server = psutil.Process(postmaster)
-            return [server.pid, *(child.pid for child in server.children(recursive=True))]
+def postgres_pids(postmaster: int | None = None, database: str | None = None) -> list[int]:
+    """The Postgres server's processes, to charge their CPU to the store.
+
+    With `postmaster` (see `postmaster_pid`): that server's processes only, and with `database` too, only
+    the backends serving that database plus the server's shared helpers (WAL writer, checkpointer, ...), so
+    that other work on a shared server is left out. Without: every process named postgres on the machine.
+    """
+    if postmaster is None:
+        return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in ("postgres", "postmaster")]
+    try:
+        server = psutil.Process(postmaster)
+        children = server.children(recursive=True)
+    except psutil.Error:
         return []
-    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in ("postgres", "postmaster")]
+    pids = [server.pid]
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            # A backend's title is "postgres: CLUSTER: USER DATABASE CLIENT STATE"; helpers have no client.
+            title = " ".join(child.cmdline())
+            if database is None or f" {database} " in title or "(" not in title:
+                pids.append(child.pid)
+    return pids
 
 
 async def postmaster_pid(database_url: str) -> int | None:
