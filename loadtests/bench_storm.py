@@ -10,8 +10,8 @@ reported its status, Pending answers, failed and dropped connections, and everyo
 responder (no auth, no persistence, no admission control) in the same run.
 
 `--pending-retry LOW-HIGH` and `--listen-backlog N` are experiments for choosing defaults: they start the
-gateway with the Pending retry range of `write_api/ocpp/admission.py`, or the listen backlog of its aiohttp
-site (128), patched; neither is a setting.
+gateway with the Pending retry range of `write_api/ocpp/admission.py`, or the listen backlog of
+`csms/cli/serving.py` (4096), patched; neither is a setting.
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ if retry:
     admission.BootAdmission.__init__.__defaults__ = ((low, high), None)
 backlog = os.environ.pop("BENCH_LISTEN_BACKLOG", "")
 if backlog:
-    from aiohttp import web
-    web.TCPSite.__init__.__kwdefaults__["backlog"] = int(backlog)
+    from csms.cli import serving
+    serving._LISTEN_BACKLOG = int(backlog)
 from csms.cli import main
 main()
 """
