@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from csms.identity.roles import Role
 from csms.settings import Settings, SettingsError
-from write_api.auth.roles import Role
 from write_api.http.runtime import external_issuers
 
 _OIDC = {

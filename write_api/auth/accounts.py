@@ -24,11 +24,11 @@ from csms.domain import Company, Driver, InvalidValue
 from csms.domain.driver import DISPLAY_NAME_MAX_LENGTH, require_email
 from csms.domain.validation import require_text
 from csms.eventstore import AggregateNotFoundError, Repository
+from csms.identity.roles import Role
+from csms.web.problems import FieldError
 from write_api.auth.errors import DuplicateEmail, InvalidInput, UnknownCompany
 from write_api.auth.password_policy import password_problem
 from write_api.auth.passwords import PasswordHasher
-from write_api.auth.roles import Role
-from write_api.http.problems import FieldError
 
 _log = logging.getLogger(__name__)
 

@@ -11,18 +11,18 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from csms.eventstore import Repository
+from csms.identity.signing_keys import SigningKeys, load_signing_keys
+from csms.identity.verifier import build_token_verifier
+from csms.web.client_address import parse_networks
+from csms.web.problems import problem_middleware
+from write_api.auth.access_tokens import AccessTokenIssuer
 from write_api.auth.accounts import Accounts
 from write_api.auth.config import AuthConfig
-from write_api.auth.external_issuers import ExternalIssuer
 from write_api.auth.passwords import PasswordHasher
 from write_api.auth.refresh_tokens import RefreshTokens
 from write_api.auth.routes import add_auth_routes
 from write_api.auth.service import AuthService
-from write_api.auth.signing_keys import SigningKeys, load_signing_keys
 from write_api.auth.throttle import LoginThrottle, ThrottleLimits
-from write_api.auth.tokens import AccessTokenIssuer, LocalIssuer, TokenVerifier, TrustedIssuer
-from write_api.http.client_address import parse_networks
-from write_api.http.problems import problem_middleware
 
 
 def _utc_now() -> datetime:
@@ -45,16 +45,20 @@ def build_auth_service(
     file, or the development key under the data dir (reading it is a small blocking file read: call this at
     start-up, not per request).
     """
-    if config.external_issuers and http is None:
+    if config.external_issuers and http is None:  # checked before a development key file is written
         raise ValueError("external issuers need an aiohttp ClientSession to fetch their JWKS")
     if keys is None:
         keys = load_signing_keys(config.signing_key_file, config.data_dir, config.verification_key_files)
+    verifier = build_token_verifier(
+        accept_local_tokens=config.accept_local_tokens,
+        issuer=config.issuer,
+        audience=config.audience,
+        keys=keys,
+        external_issuers=config.external_issuers,
+        http=http,
+        leeway_seconds=config.leeway_seconds,
+    )
     hasher = PasswordHasher(config.argon2, max_concurrency=config.max_concurrent_hashes)
-    issuers: list[TrustedIssuer] = []
-    if config.accept_local_tokens:
-        issuers.append(LocalIssuer(keys, issuer=config.issuer, audience=config.audience))
-    if http is not None:
-        issuers.extend(ExternalIssuer(external, http) for external in config.external_issuers)
     throttle_limits = ThrottleLimits(
         max_per_account=config.login_max_failures_per_account,
         max_per_address=config.login_max_failures_per_address,
@@ -72,7 +76,7 @@ def build_auth_service(
             ttl=timedelta(seconds=config.access_token_ttl_seconds),
             clock=clock,
         ),
-        verifier=TokenVerifier(issuers, leeway_seconds=config.leeway_seconds),
+        verifier=verifier,
         throttle=LoginThrottle(redis, config.redis_key_prefix, throttle_limits),
         keys=keys,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from write_api.http.problems import FieldError
+from csms.web.problems import FieldError
 
 
 class AuthError(Exception):
@@ -45,7 +45,3 @@ class LoginThrottled(AuthError):
 
 class InvalidRefreshToken(AuthError):
     """The refresh token is unknown, expired, revoked or already used."""
-
-
-class InvalidToken(AuthError):
-    """A bearer token failed verification; the message is safe to show (it names no key material)."""

@@ -9,6 +9,9 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from csms.web.bearer import REALM, TOKEN_VERIFIER
+from csms.web.client_address import IPNetwork, client_address
+from csms.web.problems import problem_error, problem_type
 from write_api.auth.errors import (
     DuplicateEmail,
     InvalidCredentials,
@@ -16,11 +19,8 @@ from write_api.auth.errors import (
     InvalidRefreshToken,
     LoginThrottled,
 )
-from write_api.auth.principal import REALM, TOKEN_VERIFIER
 from write_api.auth.service import AuthService, TokenPair
-from write_api.http.client_address import IPNetwork, client_address
 from write_api.http.json_body import Fields, read_json_object, unprocessable
-from write_api.http.problems import problem_error, problem_type
 
 AUTH_SERVICE = web.AppKey("auth_service", AuthService)
 TRUSTED_PROXIES: web.AppKey[Sequence[IPNetwork]] = web.AppKey("auth_trusted_proxies")

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from csms.identity.signing_keys import SigningKeys
+from csms.identity.verification import TokenVerifier
+from write_api.auth.access_tokens import AccessTokenIssuer
 from write_api.auth.accounts import Account, Accounts
 from write_api.auth.errors import InvalidCredentials, InvalidRefreshToken
 from write_api.auth.refresh_tokens import RefreshTokens
-from write_api.auth.signing_keys import SigningKeys
 from write_api.auth.throttle import LoginThrottle
-from write_api.auth.tokens import AccessTokenIssuer, TokenVerifier
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,1 +1,1 @@
-"""HTTP plumbing the write API's routes share: problem details, JSON bodies, the client's address."""
+"""HTTP plumbing the write API's routes share: JSON bodies, idempotency, the typed app keys."""

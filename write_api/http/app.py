@@ -8,16 +8,16 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from csms.observability.health import ReadinessCheck, add_health_routes
+from csms.web.problems import problem_middleware
+from write_api.auth.actor import authenticated_actor
 from write_api.auth.app import mount_auth
 from write_api.auth.config import AuthConfig
-from write_api.auth.principal import authenticated_actor
 from write_api.auth.service import AuthService
 from write_api.charger_admin import ChargerAdmin
 from write_api.http.context import ACTOR, CHARGER_ADMIN, COMMANDS, MANAGEMENT, SESSIONS
 from write_api.http.idempotency_middleware import idempotency_middleware
 from write_api.http.management_routes import add_management_routes
 from write_api.http.openapi import add_openapi_route
-from write_api.http.problems import problem_middleware
 from write_api.http.session_routes import add_session_routes
 from write_api.idempotency import IdempotencyKeys
 from write_api.management import Management

@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from csms.web.problems import problem, problem_type
 from write_api.http.context import ACTOR
-from write_api.http.problems import problem, problem_type
 from write_api.idempotency import Claim, IdempotencyKeys, StoredAnswer, request_hash
 
 _log = logging.getLogger(__name__)

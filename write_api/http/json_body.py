@@ -8,7 +8,7 @@ from uuid import UUID
 import orjson
 from aiohttp import web
 
-from write_api.http.problems import FieldError, problem_error, problem_type
+from csms.web.problems import FieldError, problem_error, problem_type
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:

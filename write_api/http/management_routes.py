@@ -25,13 +25,13 @@ from csms.domain import (
     TariffElement,
     TariffRestrictions,
 )
+from csms.web.problems import FieldError, problem_error, problem_type
 from write_api.access import Actor, Forbidden, NotFound
 from write_api.auth.errors import DuplicateEmail, InvalidInput, UnknownCompany
 from write_api.auth.routes import AUTH_SERVICE
 from write_api.charger_admin import ChargerAdminError, parse_evse
 from write_api.http.context import ACTOR, CHARGER_ADMIN, COMMANDS, MANAGEMENT
 from write_api.http.json_body import Fields, read_json_object, unprocessable
-from write_api.http.problems import FieldError, problem_error, problem_type
 from write_api.http.responses import json_response
 from write_api.management import TokenTaken, Written
 from write_api.ocpp.commands import CommandOutcome, CommandStatus

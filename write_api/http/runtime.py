@@ -13,12 +13,13 @@ from aiohttp import web
 from csms.directories import IdTokenDirectory
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import AggregateCache, EventCodec, EventStore, Repository, create_pool
+from csms.identity.issuers_config import ExternalIssuerConfig
+from csms.identity.roles import Role
 from csms.observability.health import postgres_answers, redis_answers
 from csms.redis_support import redis_client
 from csms.settings import Settings
 from write_api.auth.app import build_auth_service
-from write_api.auth.config import AuthConfig, ExternalIssuerConfig
-from write_api.auth.roles import Role
+from write_api.auth.config import AuthConfig
 from write_api.charger_admin import ChargerAdmin
 from write_api.http.app import WriteApiServices, create_write_app
 from write_api.idempotency import IdempotencyKeys

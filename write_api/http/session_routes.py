@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from csms.domain import CompanySuspended, ConnectorUnavailable, PaymentMethodRequired, SessionConflict
+from csms.web.problems import FieldError, problem, problem_type
 from write_api.access import NotFound
 from write_api.http.context import ACTOR, SESSIONS
 from write_api.http.json_body import Fields, read_json_object
-from write_api.http.problems import FieldError, problem, problem_type
 from write_api.http.responses import json_response
 from write_api.sessions import ChargerOffline, ChargerTimedOut, SessionAnswer
 

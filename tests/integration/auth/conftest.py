@@ -19,13 +19,13 @@ from redis.asyncio import Redis
 
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import EventCodec, EventStore, Repository, create_pool
+from csms.identity.roles import Role
+from csms.identity.signing_keys import SigningKeys, generate_signing_key
+from csms.web.bearer import authenticate, require_role
 from write_api.auth.app import create_auth_app
 from write_api.auth.config import Argon2Parameters, AuthConfig
-from write_api.auth.principal import authenticate, require_role
-from write_api.auth.roles import Role
 from write_api.auth.routes import AUTH_SERVICE
 from write_api.auth.service import AuthService
-from write_api.auth.signing_keys import SigningKeys, generate_signing_key
 
 # Cheap enough for tests (production defaults meet OWASP; see Argon2Parameters).
 FAST_ARGON2 = Argon2Parameters(time_cost=1, memory_kib=1024, parallelism=1)

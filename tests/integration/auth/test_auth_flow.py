@@ -14,9 +14,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from csms.domain import Company, Driver
 from csms.eventstore import Repository
+from csms.web.bearer import TOKEN_VERIFIER
 from tests.integration.auth.conftest import PASSWORD, AuthServer, AuthServerFactory, Clock
+from write_api.auth.actor import authenticated_actor
 from write_api.auth.errors import UnknownCompany
-from write_api.auth.principal import TOKEN_VERIFIER, authenticated_actor
 
 PROBLEM = "application/problem+json"
 

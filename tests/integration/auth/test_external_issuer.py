@@ -18,11 +18,12 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from csms.identity.external_issuers import external_driver_id
+from csms.identity.issuers_config import ExternalIssuerConfig
+from csms.identity.roles import Role
 from tests.integration.auth.conftest import AuthServer, AuthServerFactory
 from tests.integration.auth.jwt_forgery import assemble
-from write_api.auth.config import AuthConfig, ExternalIssuerConfig
-from write_api.auth.external_issuers import external_driver_id
-from write_api.auth.roles import Role
+from write_api.auth.config import AuthConfig
 
 ISSUER = "https://idp.example/realms/csms"
 AUDIENCE = "csms-api"

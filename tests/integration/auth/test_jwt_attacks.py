@@ -14,9 +14,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from csms.identity.signing_keys import SigningKeys, generate_signing_key, key_id
 from tests.integration.auth.conftest import AuthServer
 from tests.integration.auth.jwt_forgery import assemble, b64
-from write_api.auth.signing_keys import SigningKeys, generate_signing_key, key_id
 
 Forge = Callable[[SigningKeys, dict[str, Any]], str]
 

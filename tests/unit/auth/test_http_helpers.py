@@ -6,9 +6,9 @@ import orjson
 import pytest
 from aiohttp import web
 
+from csms.web.client_address import parse_networks, resolve_client_address
+from csms.web.problems import FieldError, problem, problem_body, problem_error
 from write_api.auth.throttle import address_bucket
-from write_api.http.client_address import parse_networks, resolve_client_address
-from write_api.http.problems import FieldError, problem, problem_body, problem_error
 
 
 def test_a_problem_names_the_fields_at_fault() -> None:

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
+from csms.identity.errors import InvalidToken
+from csms.identity.roles import Role
+from csms.identity.signing_keys import SigningKeys, generate_signing_key
+from csms.identity.verification import MAX_TOKEN_BYTES, LocalIssuer, TokenVerifier
+from write_api.auth.access_tokens import AccessTokenIssuer
 from write_api.auth.accounts import Account
-from write_api.auth.errors import InvalidToken
-from write_api.auth.roles import Role
-from write_api.auth.signing_keys import SigningKeys, generate_signing_key
-from write_api.auth.tokens import MAX_TOKEN_BYTES, AccessTokenIssuer, LocalIssuer, TokenVerifier
 
 KEYS = SigningKeys.of(generate_signing_key())
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
 
-from write_api.auth.signing_keys import (
+from csms.identity.signing_keys import (
     DEV_KEY_PATH,
     SigningKeys,
     generate_signing_key,

@@ -6,9 +6,10 @@ import uuid
 
 import pytest
 
-from write_api.auth.config import AuthConfig, ExternalIssuerConfig
-from write_api.auth.external_issuers import claim_value, external_driver_id, map_role
-from write_api.auth.roles import Role
+from csms.identity.external_issuers import claim_value, external_driver_id, map_role
+from csms.identity.issuers_config import ExternalIssuerConfig
+from csms.identity.roles import Role
+from write_api.auth.config import AuthConfig
 
 ROLE_MAP = {"admins": Role.ADMIN, "operators": Role.OPERATOR, "drivers": Role.DRIVER}
 

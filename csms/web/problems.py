@@ -1,4 +1,4 @@
-"""RFC 9457 problem details: every error the write API answers is `application/problem+json`."""
+"""RFC 9457 problem details: every error our HTTP APIs answer is `application/problem+json`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Access tokens: short-lived EdDSA JWTs we sign, and the verifier that accepts ours and any trusted issuer's.
+"""Verifying access tokens: ours (EdDSA, checked with our public keys) and any trusted OIDC issuer's.
 
 Verification follows RFC 8725: the issuer is looked up from `iss` first, and that issuer's configuration
 (never the token's header) decides the allowed algorithms and the key, found by `kid`. `none` and HS* are
@@ -10,71 +10,21 @@ never allowed, so neither an unsigned token nor one MAC'd with our public key as
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
 import jwt
 
-from write_api.auth.accounts import Account
-from write_api.auth.errors import InvalidToken
-from write_api.auth.principal import Principal
-from write_api.auth.roles import Role
-from write_api.auth.signing_keys import ALGORITHM, SigningKeys
+from csms.identity.errors import InvalidToken
+from csms.identity.principal import Principal
+from csms.identity.roles import Role
+from csms.identity.signing_keys import ALGORITHM, PublicKeys
 
 _log = logging.getLogger(__name__)
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (a media type, not a secret)
 MAX_TOKEN_BYTES = 8192  # far above any real token; refuses to parse megabytes of attacker input
-
-
-@dataclass(frozen=True, slots=True)
-class AccessToken:
-    token: str
-    expires_in: int  # seconds
-    token_id: str
-
-
-class AccessTokenIssuer:
-    """Signs access tokens for our accounts with the current signing key."""
-
-    def __init__(
-        self,
-        keys: SigningKeys,
-        *,
-        issuer: str,
-        audience: str,
-        ttl: timedelta,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self._keys = keys
-        self._issuer = issuer
-        self._audience = audience
-        self._ttl = ttl
-        self._clock = clock
-
-    def issue(self, account: Account) -> AccessToken:
-        now = self._clock()
-        token_id = uuid.uuid4().hex
-        claims: dict[str, Any] = {
-            "iss": self._issuer,
-            "aud": self._audience,
-            "sub": str(account.id),
-            "role": account.role.value,
-            "iat": int(now.timestamp()),
-            "exp": int((now + self._ttl).timestamp()),
-            "jti": token_id,
-        }
-        if account.company_id is not None:
-            claims["company_id"] = str(account.company_id)
-        if account.driver_id is not None:
-            claims["driver_id"] = str(account.driver_id)
-        headers = {"kid": self._keys.kid, "typ": ACCESS_TOKEN_TYPE}
-        token = jwt.encode(claims, self._keys.private_key, algorithm=ALGORITHM, headers=headers)
-        return AccessToken(token, int(self._ttl.total_seconds()), token_id)
 
 
 class TrustedIssuer(Protocol):
@@ -103,12 +53,12 @@ class TrustedIssuer(Protocol):
 
 
 class LocalIssuer:
-    """Us: tokens from `AccessTokenIssuer`, checked with our own public keys."""
+    """Us: tokens from the write API's `AccessTokenIssuer`, checked with our own public keys."""
 
     algorithms: Sequence[str] = (ALGORITHM,)
     required_claims: Sequence[str] = ("exp", "iat", "iss", "aud", "sub", "jti")
 
-    def __init__(self, keys: SigningKeys, *, issuer: str, audience: str) -> None:
+    def __init__(self, keys: PublicKeys, *, issuer: str, audience: str) -> None:
         self._keys = keys
         self.issuer = issuer
         self.audience = audience

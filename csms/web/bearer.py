@@ -1,34 +1,19 @@
-"""Who is calling: the bearer token verified into a `Principal`; 401 without one, 403 for the wrong role."""
+"""Bearer authentication shared by every API: the caller as a `Principal`, else 401; 403 for a wrong role."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Protocol
-from uuid import UUID
 
 from aiohttp import web
 
-from write_api.access import Actor
-from write_api.auth.errors import InvalidToken
-from write_api.auth.roles import Role
-from write_api.http.problems import problem_error, problem_type
+from csms.identity.errors import InvalidToken
+from csms.identity.principal import Principal
+from csms.identity.roles import Role
+from csms.web.problems import problem_error, problem_type
 
 REALM = "csms"
 _BEARER = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*) *$", re.IGNORECASE)  # RFC 6750 §2.1 b64token
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """A verified caller. What they may touch is then decided by role and ownership (company, driver)."""
-
-    subject: str  # the token's `sub`: our account id, or the external provider's user id
-    role: Role
-    issuer: str
-    company_id: UUID | None = None  # operators: the one company they act for
-    driver_id: UUID | None = None  # drivers: their Driver aggregate
-    account_id: UUID | None = None  # set for our own accounts only
-    token_id: str | None = None
 
 
 class BearerVerifier(Protocol):
@@ -53,17 +38,6 @@ async def authenticate(request: web.Request) -> Principal:
         return await request.config_dict[TOKEN_VERIFIER].verify(match[1])
     except InvalidToken as error:
         raise _invalid_token(str(error)) from None
-
-
-async def authenticated_actor(request: web.Request) -> Actor:
-    """The write side's `Actor` for the caller: an `ActorResolver` for `write_api.http.context.ACTOR`."""
-    principal = await authenticate(request)
-    return Actor(
-        role=principal.role.value,
-        account_id=principal.account_id,
-        driver_id=principal.driver_id,
-        company_id=principal.company_id,
-    )
 
 
 def require_role(principal: Principal, *roles: Role) -> None:

@@ -20,10 +20,10 @@ import aiohttp
 import jwt
 import orjson
 
-from write_api.auth.config import ExternalIssuerConfig
-from write_api.auth.errors import InvalidToken
-from write_api.auth.principal import Principal
-from write_api.auth.roles import Role
+from csms.identity.errors import InvalidToken
+from csms.identity.issuers_config import ExternalIssuerConfig
+from csms.identity.principal import Principal
+from csms.identity.roles import Role
 
 _log = logging.getLogger(__name__)
 

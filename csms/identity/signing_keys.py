@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -27,6 +27,12 @@ _log = logging.getLogger(__name__)
 
 ALGORITHM = "EdDSA"
 DEV_KEY_PATH = Path("auth") / "signing-key.pem"
+
+
+class PublicKeys(Protocol):
+    """What verifying our own tokens needs: the public key a `kid` names. `SigningKeys` is one."""
+
+    def public_jwk(self, kid: str) -> PyJWK | None: ...
 
 
 @dataclass(frozen=True, slots=True)

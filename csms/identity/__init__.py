@@ -1,0 +1,1 @@
+"""Who is calling: bearer tokens (ours and trusted OIDC providers') verified into a `Principal`."""
