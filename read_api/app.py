@@ -1,0 +1,55 @@
+"""The read API application: station discovery, live sessions, history, receipts and operator views.
+
+Every handler answers from read models (Redis keys and Postgres views the projectors keep), never from the
+event store, and every object access checks ownership (a driver's own sessions, an operator's own company).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import web
+from redis.asyncio import Redis
+
+from csms.observability.health import ReadinessCheck, add_health_routes
+from csms.web.bearer import TOKEN_VERIFIER, BearerVerifier
+from csms.web.problems import problem_middleware
+from read_api import manage_routes, session_routes, station_routes
+from read_api.context import FRESHNESS, KEY_PREFIX, POOL, REDIS
+from read_api.freshness import Freshness
+from read_api.openapi import OPENAPI_DOCUMENT, build_document, openapi_json
+
+_ROUTE_MODULES = (station_routes, session_routes, manage_routes)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadApiDependencies:
+    """What the read API needs, built by the caller (runtime or tests)."""
+
+    pool: asyncpg.Pool
+    redis: Redis
+    key_prefix: str
+    verifier: BearerVerifier
+    freshness: Freshness
+    readiness: Mapping[str, ReadinessCheck]
+
+
+def create_read_app(dependencies: ReadApiDependencies) -> web.Application:
+    app = web.Application(middlewares=[problem_middleware])
+    app[POOL] = dependencies.pool
+    app[REDIS] = dependencies.redis
+    app[KEY_PREFIX] = dependencies.key_prefix
+    app[TOKEN_VERIFIER] = dependencies.verifier
+    app[FRESHNESS] = dependencies.freshness
+    paths: dict[str, dict[str, object]] = {}
+    schemas: dict[str, dict[str, object]] = {}
+    for module in _ROUTE_MODULES:
+        module.add_routes(app)
+        paths.update(module.PATHS)
+        schemas.update(module.SCHEMAS)
+    app[OPENAPI_DOCUMENT] = build_document(paths, schemas)
+    app.router.add_get("/openapi.json", openapi_json)
+    add_health_routes(app, dependencies.readiness)
+    return app
