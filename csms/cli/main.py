@@ -11,6 +11,7 @@ from csms.cli.bench import bench
 from csms.cli.chargers import chargers
 from csms.cli.dev import dev
 from csms.cli.migrate import migrate_command
+from csms.cli.projections import projections
 from csms.cli.roles import RoleFailed
 from csms.cli.serve import serve
 from csms.cli.show_settings import show_settings
@@ -63,6 +64,7 @@ cli.add_command(bench)
 cli.add_command(chargers)
 cli.add_command(simulate)
 cli.add_command(admin)
+cli.add_command(projections)
 
 
 def main() -> None:

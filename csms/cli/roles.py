@@ -15,6 +15,8 @@ from csms.cli.serving import serve_app
 from csms.embedded import Servers
 from csms.observability.logging import log_context
 from csms.settings import Settings
+from projections.runtime import run_projectors
+from read_api.runtime import read_api_app
 from write_api.http.runtime import write_api_app
 from write_api.ocpp.runtime import gateway_app, tls_context
 
@@ -62,6 +64,18 @@ async def run_gateway(context: RoleContext) -> None:
         )
 
 
+async def run_read_api(context: RoleContext) -> None:
+    """The read API (station discovery, sessions, receipts, operator views) with /healthz and /readyz."""
+    settings = context.settings
+    async with read_api_app(settings, context.servers.database_url, context.servers.redis_url) as app:
+        await serve_app(app, host=settings.host, port=settings.read_api_port)
+
+
+async def run_projector(context: RoleContext) -> None:
+    """Every projector, each active here or standing by for the instance that holds its lock."""
+    await run_projectors(context.settings, context.servers.database_url, context.servers.redis_url)
+
+
 ROLES: Mapping[str, Role] = {
     role.name: role
     for role in (
@@ -71,6 +85,16 @@ ROLES: Mapping[str, Role] = {
             run_write_api,
         ),
         Role("gateway", "the OCPP-J 1.6 / 2.0.1 WebSocket gateway on CSMS_OCPP_PORT", run_gateway),
+        Role(
+            "projector",
+            "the projectors that keep the read models (one active instance each, others stand by)",
+            run_projector,
+        ),
+        Role(
+            "read-api",
+            "the read API on CSMS_READ_API_PORT: stations nearby, sessions, receipts, operator views",
+            run_read_api,
+        ),
     )
 }
 

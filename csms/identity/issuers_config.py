@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from csms.identity.roles import Role
+from csms.settings import Settings
 
 # RFC 8725 §3.1: each issuer gets an explicit list; never "none", never a symmetric (HS*) algorithm,
 # which would let anyone holding the published public key mint tokens.
@@ -46,3 +47,23 @@ class ExternalIssuerConfig:
         refused = set(self.algorithms) - EXTERNAL_ALGORITHMS
         if refused:
             raise ValueError(f"algorithms not allowed for an external issuer: {sorted(refused)}")
+
+
+def external_issuers(settings: Settings) -> tuple[ExternalIssuerConfig, ...]:
+    """The external issuer the settings configure (`CSMS_AUTH_OIDC_*`), or none."""
+    if not (settings.auth_oidc_issuer and settings.auth_oidc_jwks_url and settings.auth_oidc_audience):
+        return ()
+    role_map = {
+        name.strip(): Role(role.strip())
+        for name, _, role in (pair.partition("=") for pair in settings.auth_oidc_role_map.split(",") if pair)
+    }
+    return (
+        ExternalIssuerConfig(
+            issuer=settings.auth_oidc_issuer,
+            jwks_url=settings.auth_oidc_jwks_url,
+            audience=settings.auth_oidc_audience,
+            role_map=role_map,
+            role_claim=settings.auth_oidc_role_claim,
+            company_claim=settings.auth_oidc_company_claim,
+        ),
+    )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from csms.identity.issuers_config import external_issuers
 from csms.identity.roles import Role
 from csms.settings import Settings, SettingsError
-from write_api.http.runtime import external_issuers
 
 _OIDC = {
     "CSMS_AUTH_OIDC_ISSUER": "https://sso.example.com/realms/csms",

@@ -13,8 +13,7 @@ from aiohttp import web
 from csms.directories import IdTokenDirectory
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import AggregateCache, EventCodec, EventStore, Repository, create_pool
-from csms.identity.issuers_config import ExternalIssuerConfig
-from csms.identity.roles import Role
+from csms.identity.issuers_config import external_issuers
 from csms.observability.health import postgres_answers, redis_answers
 from csms.redis_support import redis_client
 from csms.settings import Settings
@@ -42,25 +41,6 @@ class NoSockets:
         self, charge_point_id: str, action: str, payload: dict[str, Any], within: float
     ) -> CallOutcome:
         return CallOutcome.offline()
-
-
-def external_issuers(settings: Settings) -> tuple[ExternalIssuerConfig, ...]:
-    if not (settings.auth_oidc_issuer and settings.auth_oidc_jwks_url and settings.auth_oidc_audience):
-        return ()
-    role_map = {
-        name.strip(): Role(role.strip())
-        for name, _, role in (pair.partition("=") for pair in settings.auth_oidc_role_map.split(",") if pair)
-    }
-    return (
-        ExternalIssuerConfig(
-            issuer=settings.auth_oidc_issuer,
-            jwks_url=settings.auth_oidc_jwks_url,
-            audience=settings.auth_oidc_audience,
-            role_map=role_map,
-            role_claim=settings.auth_oidc_role_claim,
-            company_claim=settings.auth_oidc_company_claim,
-        ),
-    )
 
 
 def auth_config(settings: Settings) -> AuthConfig:

@@ -1,0 +1,68 @@
+"""Assembles a read API process: the read-model pool, Redis, the token verifier, and the app."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from csms.eventstore import create_pool
+from csms.identity.issuers_config import external_issuers
+from csms.identity.signing_keys import load_signing_keys
+from csms.identity.verifier import build_token_verifier
+from csms.observability.health import postgres_answers, redis_answers
+from csms.redis_support import redis_client
+from csms.settings import Settings
+from projections.positions import postgres_position, redis_position
+from read_api.app import ReadApiDependencies, create_read_app
+from read_api.freshness import Freshness
+
+# Which store each projection lives in, for read-your-writes waits (`minPosition`).
+REDIS_PROJECTIONS = frozenset({"station_discovery"})
+
+
+@contextlib.asynccontextmanager
+async def read_api_app(
+    settings: Settings, database_url: str, redis_url: str
+) -> AsyncIterator[web.Application]:
+    pool = await create_pool(
+        database_url, max_size=settings.db_pool_size, retry_seconds=settings.startup_retry_seconds
+    )
+    redis = redis_client(redis_url)
+    issuers = external_issuers(settings)
+    http = aiohttp.ClientSession() if issuers else None
+    # Our tokens are checked with the public half of the signing keys; reading the key file is a small
+    # blocking read, done once at start-up.
+    keys = load_signing_keys(settings.auth_signing_key_file, settings.data_dir, ())
+    verifier = build_token_verifier(
+        accept_local_tokens=True,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        keys=keys,
+        external_issuers=issuers,
+        http=http,
+    )
+    prefix = settings.redis_key_prefix
+
+    async def position_of(projection: str) -> int:
+        if projection in REDIS_PROJECTIONS:
+            return await redis_position(redis, prefix, projection)
+        return await postgres_position(pool, projection)
+
+    dependencies = ReadApiDependencies(
+        pool=pool,
+        redis=redis,
+        key_prefix=prefix,
+        verifier=verifier,
+        freshness=Freshness(position_of),
+        readiness={"postgres": lambda: postgres_answers(pool), "redis": lambda: redis_answers(redis)},
+    )
+    try:
+        yield create_read_app(dependencies)
+    finally:
+        if http is not None:
+            await http.close()
+        await redis.aclose()
+        await pool.close()
