@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from functools import reduce
@@ -161,13 +160,20 @@ def _detached(aggregate: A) -> A:
 
     Aggregate state is immutable values (frozen value objects, tuples, strings) held in attributes, plus a few
     dicts, lists and sets that commands change in place: copying those one level deep is enough, and keeps the
-    cost independent of history (a session's growing tuple of readings is shared, never copied).
+    cost independent of history (a session's growing tuple of readings is shared, never copied). This runs
+    twice per saved command (the caller's copy out, the committed copy in), so it builds the clone directly
+    rather than through `copy.copy`'s reduce protocol.
     """
-    clone = copy.copy(aggregate)
-    for name, value in vars(clone).items():
-        if isinstance(value, dict | list | set):
-            setattr(clone, name, type(value)(value))
+    clone: A = object.__new__(type(aggregate))
+    state = {
+        name: value.copy() if isinstance(value, _MUTABLE_CONTAINERS) else value
+        for name, value in vars(aggregate).items()
+    }
+    object.__setattr__(clone, "__dict__", state)  # as eventsourcing rebuilds aggregates from snapshots
     return clone
+
+
+_MUTABLE_CONTAINERS = (dict, list, set)
 
 
 def _checked(aggregate: Any, cls: type[A], aggregate_id: UUID) -> A:
