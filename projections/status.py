@@ -30,7 +30,7 @@ class ProjectionStatus:
             return f"rebuilding into generation {self.rebuilding}"
         if self.holder is None or self.heartbeat_age_seconds is None:
             return "never run"
-        if self.heartbeat_age_seconds > 30:
+        if self.heartbeat_age_seconds > 15:  # three missed heartbeats
             return "stopped"
         return "running"
 
