@@ -241,7 +241,6 @@ _TARIFF_CACHE_LIMIT = 4096
 class SessionHistoryProjector:
     """Projects `ChargingSession` events into the `session_history` table."""
 
-    name = NAME
     topics = frozenset(
         f"ChargingSession.{name}"
         for name in (
@@ -258,15 +257,18 @@ class SessionHistoryProjector:
             "PaymentFailed",
         )
     )
-    tables: Mapping[str, Sequence[str]] = {NAME: _DDL}
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = NAME) -> None:
+        # Another name gives a second, independent copy of the model (its own tables, view and position):
+        # tests and benchmarks use one beside the real one.
+        self.name = name
+        self.tables: Mapping[str, Sequence[str]] = {name: _DDL}
         # A snapshot's content is fixed by its tariff id and version (the aggregate's version when it was
         # taken), so parsed snapshots can be shared across batches and sessions.
         self._tariffs: dict[tuple[UUID, int], TariffSnapshot] = {}
 
     async def apply(self, connection: Connection, tables: Tables, events: Sequence[ProjectedEvent]) -> None:
-        table = tables[NAME]
+        table = tables[self.name]
         by_session: dict[UUID, list[ProjectedEvent]] = {}
         for event in events:
             by_session.setdefault(event.stream_id, []).append(event)
