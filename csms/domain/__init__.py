@@ -16,7 +16,15 @@ from csms.domain.charger import (
     ReportEntry,
     charger_id_for,
 )
-from csms.domain.charging_session import ChargingSession, SessionOrigin, SessionStatus, StopReason
+from csms.domain.charging_session import (
+    ChargingSession,
+    PaymentAttempt,
+    Refund,
+    RefundRequest,
+    SessionOrigin,
+    SessionStatus,
+    StopReason,
+)
 from csms.domain.company import Company
 from csms.domain.driver import Driver, PaymentMethod, RegisteredIdToken
 from csms.domain.errors import (
@@ -85,12 +93,15 @@ __all__ = [
     "Money",
     "OcppVersion",
     "OpeningHours",
+    "PaymentAttempt",
     "PaymentMethod",
     "PaymentMethodRequired",
     "PowerType",
     "PriceBreakdown",
     "PriceComponent",
     "PriceLine",
+    "Refund",
+    "RefundRequest",
     "RegisteredIdToken",
     "RegularHours",
     "ReportEntry",

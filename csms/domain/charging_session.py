@@ -1,5 +1,6 @@
 """The ChargingSession aggregate: one charging transaction, from request to payment."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Self
@@ -63,6 +64,48 @@ class StopReason(StrEnum):
     TIME_LIMIT_REACHED = "TimeLimitReached"
     TIMEOUT = "Timeout"
     UNLOCK_COMMAND = "UnlockCommand"
+
+
+@dataclass(frozen=True)
+class PaymentAttempt:
+    """One attempt to charge the driver, recorded before the payment provider is called.
+
+    The idempotency key is derived from the session and the attempt number, so whoever carries the
+    attempt out (again, after a crash) sends the same key and the provider charges at most once.
+    """
+
+    number: int
+    idempotency_key: str
+    amount: Money
+    payment_method_id: str
+    customer_id: str
+    off_session: bool  # True: the driver is not there to authenticate (the charge after a session)
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """A refund an operator asked for, recorded before the payment provider is called (same key on retry)."""
+
+    number: int
+    idempotency_key: str
+    amount: Money
+    reason: str
+
+
+@dataclass(frozen=True)
+class Refund:
+    """Money given back to the driver, as the payment provider reports it (its refund id)."""
+
+    refund_id: str
+    amount: Money
+
+
+def payment_idempotency_key(session_id: UUID, number: int) -> str:
+    return f"csms-session-{session_id}-payment-{number}"
+
+
+def refund_idempotency_key(session_id: UUID, number: int) -> str:
+    return f"csms-session-{session_id}-refund-{number}"
 
 
 _NOT_STARTED = frozenset(
@@ -212,6 +255,12 @@ class ChargingSession(Aggregate):
         self.amount_paid: Money | None = None
         self.payment_failure_code: str | None = None
         self.payment_failure_message: str | None = None
+        self.payment_attempts = 0
+        self.open_payment: PaymentAttempt | None = None
+        self.refund_requests = 0
+        self.open_refunds: dict[int, RefundRequest] = {}
+        self.refunds: dict[str, Refund] = {}
+        self.disputes: dict[str, str] = {}  # dispute id -> its status ("open" until closed)
 
     class StartedAtCharger(Aggregate.Created):
         """Creation event of a session the charger started itself (see the class docstring)."""
@@ -432,11 +481,16 @@ class ChargingSession(Aggregate):
             return
         if self.status not in _PAYABLE:
             raise InvalidState(f"session is {self.status.value}; it must be priced first")
-        if self.status is SessionStatus.PAYMENT_FAILED and (
-            reason_code,
-            message,
-            payment_intent_id,
-        ) == (self.payment_failure_code, self.payment_failure_message, self.payment_intent_id):
+        if (
+            self.status is SessionStatus.PAYMENT_FAILED
+            and self.open_payment is None
+            and (
+                reason_code,
+                message,
+                payment_intent_id,
+            )
+            == (self.payment_failure_code, self.payment_failure_message, self.payment_intent_id)
+        ):
             return
         self._payment_failed(
             payment_intent_id=payment_intent_id,
@@ -444,6 +498,153 @@ class ChargingSession(Aggregate):
             message=message,
             timestamp=at,
         )
+
+    @property
+    def amount_refunded(self) -> Money | None:
+        if self.breakdown is None:
+            return None
+        total = Money.zero(self.breakdown.currency)
+        for refund in self.refunds.values():
+            total = total + refund.amount
+        return total
+
+    @property
+    def amount_due(self) -> Money | None:
+        """What the driver still owes: the total while unpaid, nothing once paid."""
+        if self.breakdown is None:
+            return None
+        if self.status is SessionStatus.PAID:
+            return Money.zero(self.breakdown.currency)
+        return self.breakdown.total
+
+    def begin_payment(
+        self, payment_method_id: str, customer_id: str, at: datetime, *, off_session: bool = True
+    ) -> PaymentAttempt:
+        """Record an attempt to charge the priced total, before the payment provider is called.
+
+        Only one attempt is open at a time: while one is, it is returned again (so a caller resuming
+        after a crash carries out the same attempt with the same idempotency key).
+        """
+        payment_method_id = require_text(payment_method_id, "payment_method_id", max_length=255)
+        customer_id = require_text(customer_id, "customer_id", max_length=255)
+        require_aware(at, "at")
+        if self.open_payment is not None:
+            return self.open_payment
+        if self.status not in _PAYABLE:
+            raise InvalidState(f"session is {self.status.value}; there is nothing to pay")
+        assert self.breakdown is not None
+        total = self.breakdown.total
+        if total.amount <= 0:
+            raise InvalidState("the session costs nothing")
+        number = self.payment_attempts + 1
+        attempt = PaymentAttempt(
+            number=number,
+            idempotency_key=payment_idempotency_key(self.id, number),
+            amount=total,
+            payment_method_id=payment_method_id,
+            customer_id=customer_id,
+            off_session=off_session,
+        )
+        self._payment_attempted(attempt=attempt, timestamp=at)
+        return attempt
+
+    def settle_without_payment(self, at: datetime) -> None:
+        """A priced session that costs nothing is settled as is (no charge of zero is attempted)."""
+        require_aware(at, "at")
+        if self.status is not SessionStatus.PRICED:
+            return
+        assert self.breakdown is not None
+        if self.breakdown.total.amount > 0:
+            raise InvalidState(f"the session costs {self.breakdown.total}")
+        self._payment_not_required(timestamp=at)
+
+    def request_refund(self, amount: Money | None, reason: str, at: datetime) -> RefundRequest:
+        """Record an operator's refund (the whole remaining amount when `amount` is None) before the
+        payment provider is called. The sum of refunds never exceeds what was paid."""
+        reason = require_text(reason, "reason", max_length=500)
+        require_aware(at, "at")
+        if self.status is not SessionStatus.PAID or self.amount_paid is None:
+            raise InvalidState(f"session is {self.status.value}; only a paid session is refunded")
+        if self.payment_intent_id is None:
+            raise InvalidState("the session cost nothing; there is nothing to refund")
+        refundable = self.amount_paid - self._refunded_or_pending()
+        if amount is None:
+            amount = refundable
+        require_instance(amount, Money, "amount")
+        if amount.currency is not refundable.currency:
+            raise InvalidValue(f"the session was paid in {refundable.currency}, not {amount.currency}")
+        if amount.rounded() != amount or amount.amount <= 0:
+            raise InvalidValue(f"a refund must be a positive amount in whole {amount.currency} minor units")
+        if amount.amount > refundable.amount:
+            raise InvalidValue(f"at most {refundable} can still be refunded")
+        number = self.refund_requests + 1
+        request = RefundRequest(
+            number=number,
+            idempotency_key=refund_idempotency_key(self.id, number),
+            amount=amount,
+            reason=reason,
+        )
+        self._refund_requested(request=request, timestamp=at)
+        return request
+
+    def record_refund(
+        self, refund_id: str, amount: Money, at: datetime, request_number: int | None = None
+    ) -> None:
+        """The payment provider refunded `amount` (our request `request_number`, or one made elsewhere,
+        such as its dashboard). The same refund reported again is ignored."""
+        refund_id = require_text(refund_id, "refund_id", max_length=255)
+        require_instance(amount, Money, "amount")
+        require_aware(at, "at")
+        if refund_id in self.refunds:
+            if request_number is not None and request_number in self.open_refunds:
+                # Reported first by a webhook, now confirmed by our own call: just close the request.
+                self._refund_request_closed(request_number=request_number, refund_id=refund_id, timestamp=at)
+            return
+        if self.status is not SessionStatus.PAID:
+            raise InvalidState(f"session is {self.status.value}; only a paid session is refunded")
+        if request_number is not None and request_number not in self.open_refunds:
+            request_number = None
+        self._refunded(refund_id=refund_id, amount=amount, request_number=request_number, timestamp=at)
+
+    def refund_failed(self, request_number: int, reason_code: str, message: str, at: datetime) -> None:
+        """The payment provider refused our refund request; it is closed, the operator may ask again."""
+        reason_code = require_text(reason_code, "reason_code", max_length=100)
+        message = require_text(message, "message", max_length=1000)
+        require_aware(at, "at")
+        if request_number in self.open_refunds:
+            self._refund_failed(
+                request_number=request_number, reason_code=reason_code, message=message, timestamp=at
+            )
+
+    def open_dispute(self, dispute_id: str, amount: Money, reason: str, at: datetime) -> None:
+        """The driver's bank disputes the payment (a chargeback). Reported again: ignored."""
+        dispute_id = require_text(dispute_id, "dispute_id", max_length=255)
+        require_instance(amount, Money, "amount")
+        reason = require_text(reason, "reason", max_length=100)
+        require_aware(at, "at")
+        if self.breakdown is None:
+            raise InvalidState(f"session is {self.status.value}; it was never priced, so never paid")
+        if dispute_id not in self.disputes:
+            self._dispute_opened(dispute_id=dispute_id, amount=amount, reason=reason, timestamp=at)
+
+    def close_dispute(self, dispute_id: str, outcome: str, at: datetime) -> None:
+        """The dispute ended (`won`, `lost`, `warning_closed`, ...). Closed twice: ignored."""
+        dispute_id = require_text(dispute_id, "dispute_id", max_length=255)
+        outcome = require_text(outcome, "outcome", max_length=100)
+        require_aware(at, "at")
+        if dispute_id not in self.disputes:
+            raise InvalidState(f"no dispute {dispute_id} was opened")
+        if self.disputes[dispute_id] == "open":
+            self._dispute_closed(dispute_id=dispute_id, outcome=outcome, timestamp=at)
+
+    def _refunded_or_pending(self) -> Money:
+        assert self.amount_paid is not None
+        total = Money.zero(self.amount_paid.currency)
+        for refund in self.refunds.values():
+            total = total + refund.amount
+        for request in self.open_refunds.values():
+            total = total + request.amount
+        return total
 
     # Events
 
@@ -505,11 +706,54 @@ class ChargingSession(Aggregate):
         self.status = SessionStatus.PRICED
         self.breakdown = breakdown
 
+    @event("PaymentAttempted")
+    def _payment_attempted(self, attempt: PaymentAttempt, timestamp: datetime) -> None:
+        self.payment_attempts = attempt.number
+        self.open_payment = attempt
+
+    @event("PaymentNotRequired")
+    def _payment_not_required(self, timestamp: datetime) -> None:
+        assert self.breakdown is not None
+        self.status = SessionStatus.PAID
+        self.amount_paid = Money.zero(self.breakdown.currency)
+
     @event("PaymentSucceeded")
     def _payment_succeeded(self, payment_intent_id: str, amount: Money, timestamp: datetime) -> None:
         self.status = SessionStatus.PAID
         self.payment_intent_id = payment_intent_id
         self.amount_paid = amount
+        self.open_payment = None
+
+    @event("RefundRequested")
+    def _refund_requested(self, request: RefundRequest, timestamp: datetime) -> None:
+        self.refund_requests = request.number
+        self.open_refunds[request.number] = request
+
+    @event("Refunded")
+    def _refunded(
+        self, refund_id: str, amount: Money, request_number: int | None, timestamp: datetime
+    ) -> None:
+        self.refunds[refund_id] = Refund(refund_id, amount)
+        if request_number is not None:
+            self.open_refunds.pop(request_number, None)
+
+    @event("RefundRequestClosed")
+    def _refund_request_closed(self, request_number: int, refund_id: str, timestamp: datetime) -> None:
+        self.open_refunds.pop(request_number, None)
+
+    @event("RefundFailed")
+    def _refund_failed(
+        self, request_number: int, reason_code: str, message: str, timestamp: datetime
+    ) -> None:
+        self.open_refunds.pop(request_number, None)
+
+    @event("DisputeOpened")
+    def _dispute_opened(self, dispute_id: str, amount: Money, reason: str, timestamp: datetime) -> None:
+        self.disputes[dispute_id] = "open"
+
+    @event("DisputeClosed")
+    def _dispute_closed(self, dispute_id: str, outcome: str, timestamp: datetime) -> None:
+        self.disputes[dispute_id] = outcome
 
     @event("PaymentFailed")
     def _payment_failed(
@@ -523,3 +767,4 @@ class ChargingSession(Aggregate):
         self.payment_intent_id = payment_intent_id
         self.payment_failure_code = reason_code
         self.payment_failure_message = message
+        self.open_payment = None

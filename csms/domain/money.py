@@ -84,6 +84,13 @@ class Money:
     def zero(cls, currency: Currency) -> "Money":
         return cls(Decimal(0).quantize(currency.smallest_unit), currency)
 
+    @classmethod
+    def from_minor_units(cls, minor_units: int, currency: Currency) -> "Money":
+        """An amount counted in the currency's minor units (cents), as payment providers report it."""
+        if isinstance(minor_units, bool) or not isinstance(minor_units, int):
+            raise InvalidValue(f"minor units must be an integer, got {minor_units!r}")
+        return cls(Decimal(minor_units).scaleb(-currency.minor_units), currency)
+
     def __add__(self, other: "Money") -> "Money":
         self._require_same_currency(other)
         return Money(self.amount + other.amount, self.currency)
