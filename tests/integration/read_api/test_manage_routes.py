@@ -389,10 +389,11 @@ async def test_sessions_filter_by_time_station_and_status_and_page_newest_first(
 
     everything = await api.everything("/manage/sessions", operator, **window)
     assert [s["sessionId"] for s in everything] == [
-        str(declined.id),
-        *(str(s.id) for s in (paid[3], paid[2])),
-        *sorted([str(paid[1].id), str(there.id)], reverse=True),  # same time: by id, descending
-        str(paid[0].id),
+        str(declined.id),  # recorded at 13:00
+        str(paid[3].id),  # 12:00
+        *sorted([str(paid[2].id), str(there.id)], reverse=True),  # both 11:00: by id, descending
+        str(paid[1].id),  # 10:00
+        str(paid[0].id),  # 09:00
     ]
     assert all(s["companyId"] == str(a.company.id) for s in everything)
     newest = everything[0]
