@@ -7,9 +7,12 @@ that calendar day there, whatever UTC says. A station whose tariff changed curre
 per currency; sessions and energy add up across them.
 
 A session is counted when it is priced (`ChargingSession.Priced`): sessions, energy (meter stop minus meter
-start, never negative) and the price with and without VAT. Payment is counted apart, when it succeeds
-(`PaymentSucceeded`: `paid_sessions`, `paid_incl_vat`) on the day the session was counted, so billed minus
-paid is what is still owed; failed payments change nothing (the session stays billed and unpaid).
+start, never negative) and the price with and without VAT. What happens to the money afterwards is counted
+apart, on the day the session was counted: a settled session (`PaymentSucceeded`, or `PaymentNotRequired`
+for one that cost nothing) adds to `paid_sessions` and `paid_incl_vat`, and money given back (`Refunded`)
+to `refunded_incl_vat`. So billed minus paid is what is still owed, and paid minus refunded what was kept.
+Failed payments change nothing (the session stays billed and unpaid); disputes are left to the session
+history, since their outcome is not money moved until the provider reports it.
 
 `Priced` carries only the price, so `station_revenue_sessions` keeps per session what counting needs from
 its earlier events (company, station, zone, meters, stop time) and, once counted, the day and currency the
@@ -63,6 +66,7 @@ _TABLES: Mapping[str, Sequence[str]] = {
             revenue_incl_vat numeric NOT NULL,   -- what the drivers were billed
             paid_sessions integer NOT NULL,      -- of those, the ones whose payment succeeded
             paid_incl_vat numeric NOT NULL,
+            refunded_incl_vat numeric NOT NULL,  -- given back to drivers since
             PRIMARY KEY (station_id, day, currency)
         )
         """,
@@ -95,6 +99,8 @@ _TOPICS = frozenset(
         "ChargingSession.Stopped",
         "ChargingSession.Priced",
         "ChargingSession.PaymentSucceeded",
+        "ChargingSession.PaymentNotRequired",
+        "ChargingSession.Refunded",
     }
 )
 
@@ -108,6 +114,7 @@ class _DayTotals:
     revenue_incl_vat: Decimal = field(default_factory=Decimal)
     paid_sessions: int = 0
     paid_incl_vat: Decimal = field(default_factory=Decimal)
+    refunded_incl_vat: Decimal = field(default_factory=Decimal)
 
 
 class StationRevenue:
@@ -159,11 +166,15 @@ def _fold_session(
             row["meter_stop_wh"], row["stopped_at"] = event.meter_stop_wh, event.stopped_at
         case "ChargingSession.Priced":
             _count_priced(row, event, projected.recorded_at, added)
-        case "ChargingSession.PaymentSucceeded":
+        case "ChargingSession.PaymentSucceeded" | "ChargingSession.PaymentNotRequired":
             if row["day"] is not None:
-                totals = _totals(added, row, row["day"], event.amount.currency.value)
+                totals = _totals(added, row, row["day"], row["currency"])
                 totals.paid_sessions += 1
-                totals.paid_incl_vat += event.amount.amount
+                if topic == "ChargingSession.PaymentSucceeded":
+                    totals.paid_incl_vat += event.amount.amount
+        case "ChargingSession.Refunded":
+            if row["day"] is not None:
+                _totals(added, row, row["day"], row["currency"]).refunded_incl_vat += event.amount.amount
     return row
 
 
@@ -204,15 +215,17 @@ async def _add_to_days(
     await connection.executemany(
         f"""
         INSERT INTO {table} AS t (station_id, day, currency, company_id, sessions, energy_wh,
-                                  revenue_excl_vat, revenue_incl_vat, paid_sessions, paid_incl_vat)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                  revenue_excl_vat, revenue_incl_vat, paid_sessions, paid_incl_vat,
+                                  refunded_incl_vat)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (station_id, day, currency) DO UPDATE SET
             sessions = t.sessions + EXCLUDED.sessions,
             energy_wh = t.energy_wh + EXCLUDED.energy_wh,
             revenue_excl_vat = t.revenue_excl_vat + EXCLUDED.revenue_excl_vat,
             revenue_incl_vat = t.revenue_incl_vat + EXCLUDED.revenue_incl_vat,
             paid_sessions = t.paid_sessions + EXCLUDED.paid_sessions,
-            paid_incl_vat = t.paid_incl_vat + EXCLUDED.paid_incl_vat
+            paid_incl_vat = t.paid_incl_vat + EXCLUDED.paid_incl_vat,
+            refunded_incl_vat = t.refunded_incl_vat + EXCLUDED.refunded_incl_vat
         """,
         [
             (
@@ -226,6 +239,7 @@ async def _add_to_days(
                 totals.revenue_incl_vat,
                 totals.paid_sessions,
                 totals.paid_incl_vat,
+                totals.refunded_incl_vat,
             )
             for (station_id, day, currency), totals in sorted(added.items(), key=lambda item: item[0])
         ],

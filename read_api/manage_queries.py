@@ -353,7 +353,8 @@ async def daily_revenue(
         query.where("(d.day, d.station_id, d.currency) > ({}::date, {}::uuid, {})", *after)
     sql = (
         "SELECT d.station_id, f.name AS station_name, d.company_id, d.day, d.currency, d.sessions,"
-        " d.energy_wh, d.revenue_excl_vat, d.revenue_incl_vat, d.paid_sessions, d.paid_incl_vat"
+        " d.energy_wh, d.revenue_excl_vat, d.revenue_incl_vat, d.paid_sessions, d.paid_incl_vat,"
+        " d.refunded_incl_vat"
         f" FROM station_daily d LEFT JOIN fleet_stations f ON f.station_id = d.station_id{query.clause()}"
         " ORDER BY d.day, d.station_id, d.currency"
     )

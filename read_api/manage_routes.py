@@ -306,6 +306,7 @@ def _revenue_day(row: asyncpg.Record) -> dict[str, Any]:
         "revenueInclVat": str(row["revenue_incl_vat"]),
         "paidSessions": row["paid_sessions"],
         "paidInclVat": str(row["paid_incl_vat"]),
+        "refundedInclVat": str(row["refunded_incl_vat"]),
     }
 
 
@@ -670,6 +671,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "revenueInclVat": {**_DECIMAL, "description": "What the drivers were billed"},
             "paidSessions": {"type": "integer"},
             "paidInclVat": {**_DECIMAL, "description": "Of that, what payments collected"},
+            "refundedInclVat": {**_DECIMAL, "description": "Given back to drivers since"},
         },
         "One station's priced sessions on one local day, in one currency.",
     ),

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from csms.domain import Currency
+from csms.domain import Currency, Money
 from csms.eventstore import EventStore, create_pool
 from projections.postgres_target import PostgresTarget
 from projections.station_revenue import StationRevenue
@@ -41,7 +41,7 @@ def target(store_pool: asyncpg.Pool) -> PostgresTarget:
 async def days(pool: asyncpg.Pool, *stations: uuid.UUID) -> list[dict[str, Any]]:
     rows = await pool.fetch(
         "SELECT station_id, day, currency, company_id, sessions, energy_wh, revenue_excl_vat,"
-        " revenue_incl_vat, paid_sessions, paid_incl_vat FROM station_daily"
+        " revenue_incl_vat, paid_sessions, paid_incl_vat, refunded_incl_vat FROM station_daily"
         " WHERE station_id = ANY($1::uuid[]) ORDER BY station_id, day, currency",
         list(stations),
     )
@@ -119,7 +119,35 @@ async def test_energy_billed_and_paid_revenue_add_up_per_day(
         "revenue_incl_vat": Decimal("6.29"),  # 4.84 + 1.21 + 0.24
         "paid_sessions": 1,
         "paid_incl_vat": Decimal("4.84"),
+        "refunded_incl_vat": Decimal("0"),
     }
+
+
+async def test_free_sessions_count_as_settled_and_refunds_as_given_back(
+    world: FleetWorld, target: PostgresTarget, store_pool: asyncpg.Pool
+) -> None:
+    company = await world.company()
+    tariff = await world.tariff(company, per_kwh="0.40")
+    free = await world.tariff(company, per_kwh="0")
+    station = await world.station(company, tariff=tariff)
+    charger = await world.charger(station)
+    stop = utc("2026-04-06T10:00:00")
+    refunded = await world.session(station, charger, tariff, stopped_at=stop)
+    refunded.record_refund("re_1", Money(Decimal("1.50"), Currency.EUR), stop + timedelta(days=3))
+    refunded.record_refund("re_2", Money(Decimal("0.50"), Currency.EUR), stop + timedelta(days=4))
+    gift = await world.session(station, charger, free, stopped_at=stop, paid=None)
+    gift.settle_without_payment(stop)
+    await world.save(refunded, gift)
+    await catch_up(target, store_pool)
+
+    [row] = await days(store_pool, station.id)
+    assert row["day"] == date(2026, 4, 6)  # the refunds count against the day the session was billed
+    assert (row["sessions"], row["paid_sessions"]) == (2, 2)
+    assert (row["revenue_incl_vat"], row["paid_incl_vat"], row["refunded_incl_vat"]) == (
+        Decimal("4.84"),
+        Decimal("4.84"),
+        Decimal("2.00"),
+    )
 
 
 async def test_currencies_are_kept_apart(
@@ -155,12 +183,15 @@ async def test_applying_the_same_events_again_gives_the_same_rows(
         )
         for n in range(3)
     ]
+    sessions[0].record_refund("re_1", Money(Decimal("1.00"), Currency.EUR), utc("2026-04-05T08:00:00"))
+    await world.save(sessions[0])
     await catch_up(target, store_pool)
     before = await days(store_pool, station.id)
-    assert before[0]["sessions"] == 3
+    assert (before[0]["sessions"], before[0]["refunded_incl_vat"]) == (3, Decimal("1.00"))
 
     events = await events_of(store_pool, target.projector, {session.id for session in sessions})
-    assert len(events) == 3 * 5  # requested, started, stopped, priced, paid (Accepted is not its topic)
+    # Requested, started, stopped, priced, paid each (Accepted is not its topic), and the refund.
+    assert len(events) == 3 * 5 + 1
     generation = await target.active_generation()
     async with store_pool.acquire() as connection, connection.transaction():
         await target.projector.apply(connection, target.tables(generation), events)
