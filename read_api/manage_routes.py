@@ -20,7 +20,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from csms.domain.charging_session import SessionStatus
+from csms.domain.charging_session import SessionOrigin, SessionStatus
 from csms.identity.roles import Role
 from csms.web.bearer import authenticate, require_role
 from csms.web.problems import FieldError, problem_error, problem_type
@@ -638,7 +638,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "evseId": {"type": "integer"},
             "connectorId": {"type": "integer"},
             "driverId": _NULLABLE_UUID,
-            "origin": {"type": "string", "enum": ["APP", "CHARGER"]},
+            "origin": {"type": "string", "enum": [origin.value for origin in SessionOrigin]},
             "idTokenType": {"type": "string"},
             "status": {"type": "string", "enum": [status.value for status in SessionStatus]},
             "createdAt": _TIME,
@@ -649,7 +649,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "totalExclVat": _NULLABLE_DECIMAL,
             "vatAmount": _NULLABLE_DECIMAL,
             "totalInclVat": _NULLABLE_DECIMAL,
-            "paymentStatus": {"type": "string", "enum": ["none", "pending", "succeeded", "failed"]},
+            "paymentStatus": {
+                "type": "string",
+                "description": "As the session history keeps it: none, pending, succeeded, failed ...",
+            },
             "amountPaid": _NULLABLE_DECIMAL,
             "stopReason": _NULLABLE_STRING,
         }
