@@ -118,7 +118,7 @@ _TABLES: Mapping[str, Sequence[str]] = {
             removed boolean NOT NULL,
             created_at timestamptz NOT NULL,
             updated_at timestamptz NOT NULL,
-            version integer NOT NULL         -- the station stream's version last folded in
+            version bigint NOT NULL         -- the station stream's version last folded in
         )
         """,
         # Operators page through their own stations by name.
@@ -129,7 +129,9 @@ _TABLES: Mapping[str, Sequence[str]] = {
         """
         CREATE TABLE {table} (
             charger_id uuid PRIMARY KEY,     -- the Charger aggregate's id
-            charge_point_id text NOT NULL UNIQUE,  -- its OCPP identity (the API's `chargerId`)
+            -- Its OCPP identity (the API's `chargerId`). Not UNIQUE: the write side keeps identities unique
+            -- (the stream id derives from it), and a projector's apply must never fail on what was recorded.
+            charge_point_id text NOT NULL,
             company_id uuid NOT NULL,
             station_id uuid NOT NULL,
             evses jsonb NOT NULL,            -- the layout as the API shows it (evseId, connectors)
@@ -146,9 +148,10 @@ _TABLES: Mapping[str, Sequence[str]] = {
             connector_statuses jsonb NOT NULL,  -- the last report per connector, as the API shows it
             registered_at timestamptz NOT NULL,
             updated_at timestamptz NOT NULL,
-            version integer NOT NULL
+            version bigint NOT NULL
         )
         """,
+        "CREATE INDEX ON {table} (charge_point_id)",
         "CREATE INDEX ON {table} (company_id, charge_point_id)",
         "CREATE INDEX ON {table} (station_id, charge_point_id)",
     ],
@@ -161,7 +164,7 @@ _TABLES: Mapping[str, Sequence[str]] = {
             suspension_reason text,
             created_at timestamptz NOT NULL,
             updated_at timestamptz NOT NULL,
-            version integer NOT NULL
+            version bigint NOT NULL
         )
         """,
         "CREATE INDEX ON {table} (name, company_id)",

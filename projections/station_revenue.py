@@ -85,7 +85,7 @@ _TABLES: Mapping[str, Sequence[str]] = {
             stopped_at timestamptz,              -- the charger's stop time
             day date,                            -- set once counted (priced)
             currency text,
-            version integer NOT NULL             -- the session stream's version last folded in
+            version bigint NOT NULL             -- the session stream's version last folded in
         )
         """
     ],
