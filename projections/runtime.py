@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -16,6 +17,8 @@ from csms.redis_support import redis_client
 from csms.settings import Settings
 from projections.catalog import projection_targets
 from projections.runner import ProjectionRunner, Target
+
+_log = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
@@ -50,5 +53,6 @@ async def run_projectors(settings: Settings, database_url: str, redis_url: str) 
             async with asyncio.TaskGroup() as group:
                 for runner in runners:
                     group.create_task(runner.run(), name=f"projection:{runner.target.name}")
+                _log.info("running", extra={"projections": [runner.target.name for runner in runners]})
         finally:
             await watcher.close()
