@@ -52,7 +52,10 @@ async def role_process(role: str, *more_roles: str, **environment: str) -> Async
             while sum(entry.get("message") in ("listening", "running") for entry in running.log) < len(roles):
                 line = await process.stderr.readline()
                 assert line, f"csms serve --role {role} exited early: {running.log}"
-                running.log.append(json.loads(line))
+                try:
+                    running.log.append(json.loads(line))
+                except ValueError:  # not one of our log lines (a crash's traceback): keep it for the report
+                    running.log.append({"raw": line.decode(errors="replace")})
         yield running
     finally:
         if process.returncode is None:
