@@ -1,11 +1,14 @@
 """Cost so far of a session still charging (or stopped, not yet priced), by the domain's own pricing function.
 
-The read model keeps a summary of each session, not every meter reading, so the live estimate prices the
-session as if it stopped at its latest reading, with the energy curve reduced to what the summary knows:
-linear from the start to the instant the register last moved, flat from there on. That is exact for tariffs
-priced on energy, time, parking and flat fees alone (the usual case) and close for those whose restrictions
-cut the session at times of day or energy thresholds. The receipt never uses it: it shows the `Priced`
-breakdown the domain recorded from every reading.
+Readers compute it from a `session_history` row when they serve one, which keeps pricing out of the
+projector's batches (a rebuild would otherwise price every live session again in every batch).
+
+The row is a summary of the session, not every meter reading, so the estimate prices the session as if it
+stopped at its latest reading, with the energy curve reduced to what the summary knows: linear from the
+start to the instant the register last moved, flat from there on. That is exact for tariffs priced on
+energy, time, parking and flat fees alone (the usual case) and close for those whose restrictions cut the
+session at times of day or energy thresholds. The receipt never uses it: it shows the `Priced` breakdown
+the domain recorded from every reading.
 """
 
 from __future__ import annotations
@@ -13,13 +16,56 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from typing import Any, Protocol
+
+import orjson
 
 from csms.domain.errors import DomainError
 from csms.domain.metering import MeterReading
 from csms.domain.pricing import PriceBreakdown, SessionFacts, price_session
 from csms.domain.tariff import TariffSnapshot
+from csms.eventstore.codec import decoder_for
 
 _log = logging.getLogger(__name__)
+
+_LIVE = frozenset({"STARTED", "STOPPED"})  # charging, or stopped and waiting to be priced
+_TARIFF = decoder_for(TariffSnapshot)
+
+
+class SessionRow(Protocol):
+    """A `session_history` row as a reader holds it (an asyncpg record, a dict)."""
+
+    def __getitem__(self, key: str) -> Any: ...
+
+
+def cost_so_far(row: SessionRow) -> PriceBreakdown | None:
+    """The live estimate for a row that is charging or awaiting its price; None for any other row.
+
+    The row needs `status`, `tariff` (the snapshot's JSON text), `time_zone`, `started_at`, `stopped_at`,
+    `measured_at`, `meter_start_wh`, `meter_latest_wh` and `energy_changed_at`.
+    """
+    if row["status"] not in _LIVE or row["tariff"] is None or row["started_at"] is None:
+        return None
+    meter_start = row["meter_start_wh"]
+    latest = row["meter_latest_wh"]
+    return estimate_cost(
+        CostInputs(
+            tariff=tariff_snapshot(row["tariff"]),
+            time_zone=row["time_zone"],
+            started_at=row["started_at"],
+            as_of=row["stopped_at"] or row["measured_at"] or row["started_at"],
+            meter_start_wh=meter_start,
+            meter_latest_wh=meter_start if latest is None else latest,
+            energy_changed_at=row["energy_changed_at"],
+        )
+    )
+
+
+@lru_cache(maxsize=1024)
+def tariff_snapshot(json_text: str) -> TariffSnapshot:
+    """A stored snapshot, parsed once per process: a network has few tariffs and many sessions on each."""
+    return _TARIFF(orjson.loads(json_text))  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)

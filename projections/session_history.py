@@ -7,12 +7,17 @@ makes a replayed event a no-op and gives live streams an id to resume from.
 A batch is folded in memory per session, starting from the rows it touches (one query), and each touched
 session is written once (one `unnest` upsert): a fleet's meter values arrive many per session per batch,
 and a rebuild replays a million events.
+
+The row keeps what a live session's price depends on (tariff snapshot, time zone, start, meter start, the
+latest register and when it last moved) rather than a cost: readers price it with the domain's function
+when asked (`projections.session_cost`). Pricing on every batch would cost more than everything else a
+rebuild does, for figures the next batch overwrites.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
@@ -24,10 +29,8 @@ import orjson
 from csms.domain.charging_session import SessionOrigin, SessionStatus
 from csms.domain.pricing import PriceBreakdown
 from csms.domain.tariff import TariffSnapshot
-from csms.eventstore.codec import decoder_for
 from csms.eventstore.recorder import Connection
 from projections.projector import ProjectedEvent, Tables
-from projections.session_cost import CostInputs, estimate_cost
 
 _log = logging.getLogger(__name__)
 
@@ -86,8 +89,6 @@ _DDL = (
         time_zone               text,                   -- the station's, for time-of-day restrictions
         currency                text,                   -- ISO 4217, from the tariff snapshot
         vat_percent             numeric,
-        cost_so_far_excl_vat    numeric,                -- live estimate; the priced totals once priced
-        cost_so_far_incl_vat    numeric,
         total_excl_vat          numeric,                -- set by pricing
         vat_amount              numeric,
         total_incl_vat          numeric,                -- what the driver pays
@@ -146,8 +147,6 @@ class _Row:
     time_zone: str | None = None
     currency: str | None = None
     vat_percent: Decimal | None = None
-    cost_so_far_excl_vat: Decimal | None = None
-    cost_so_far_incl_vat: Decimal | None = None
     total_excl_vat: Decimal | None = None
     vat_amount: Decimal | None = None
     total_incl_vat: Decimal | None = None
@@ -195,8 +194,6 @@ _ARRAY_TYPES = {
     "time_zone": "text[]",
     "currency": "text[]",
     "vat_percent": "numeric[]",
-    "cost_so_far_excl_vat": "numeric[]",
-    "cost_so_far_incl_vat": "numeric[]",
     "total_excl_vat": "numeric[]",
     "vat_amount": "numeric[]",
     "total_incl_vat": "numeric[]",
@@ -234,10 +231,6 @@ def _upsert_sql(table: str) -> str:
     """
 
 
-_TARIFF_DECODER = decoder_for(TariffSnapshot)
-_TARIFF_CACHE_LIMIT = 4096
-
-
 class SessionHistoryProjector:
     """Projects `ChargingSession` events into the `session_history` table."""
 
@@ -263,9 +256,6 @@ class SessionHistoryProjector:
         # tests and benchmarks use one beside the real one.
         self.name = name
         self.tables: Mapping[str, Sequence[str]] = {name: _DDL}
-        # A snapshot's content is fixed by its tariff id and version (the aggregate's version when it was
-        # taken), so parsed snapshots can be shared across batches and sessions.
-        self._tariffs: dict[tuple[UUID, int], TariffSnapshot] = {}
 
     async def apply(self, connection: Connection, tables: Tables, events: Sequence[ProjectedEvent]) -> None:
         table = tables[self.name]
@@ -276,16 +266,15 @@ class SessionHistoryProjector:
             f"SELECT {', '.join(_STATE_COLUMNS)} FROM {table} WHERE session_id = ANY($1::uuid[])",
             list(by_session),
         )
-        rows = {record["session_id"]: _Row(**dict(record)) for record in records}
-        await self._load_tariffs(connection, table, rows.values())
+        # Positional: the SELECT lists the columns in the order of _Row's fields (a dict per row costs more).
+        rows = {record[0]: _Row(*record.values()) for record in records}
 
         written: list[tuple[_Row, str | None, str | None]] = []
         for session_id, session_events in by_session.items():
-            fold = _Fold(rows.get(session_id), self._tariffs)
+            fold = _Fold(rows.get(session_id))
             for event in session_events:
                 fold.apply(event)
             if fold.changed and fold.row is not None:
-                self._estimate(fold.row)
                 written.append((fold.row, fold.tariff_json, fold.breakdown_json))
         if not written:
             return
@@ -297,68 +286,14 @@ class SessionHistoryProjector:
             columns[-1].append(breakdown_json)
         await connection.execute(_upsert_sql(table), *columns)
 
-    async def _load_tariffs(self, connection: Connection, table: str, rows: Iterable[_Row]) -> None:
-        """Parse the snapshots of `rows` that are not cached yet (one query, usually none at all)."""
-        keyed = {
-            (row.tariff_id, row.tariff_version): row.session_id
-            for row in rows
-            if row.tariff_id is not None and row.tariff_version is not None
-        }
-        wanted = {key: session_id for key, session_id in keyed.items() if key not in self._tariffs}
-        if not wanted:
-            return
-        if len(self._tariffs) + len(wanted) > _TARIFF_CACHE_LIMIT:
-            self._tariffs.clear()
-            wanted = keyed
-        for record in await connection.fetch(
-            f"SELECT tariff::text AS tariff FROM {table} WHERE session_id = ANY($1::uuid[])",
-            list(wanted.values()),
-        ):
-            if record["tariff"] is not None:
-                snapshot = _TARIFF_DECODER(orjson.loads(record["tariff"]))
-                self._tariffs[(snapshot.tariff_id, snapshot.tariff_version)] = snapshot
-
-    def _estimate(self, row: _Row) -> None:
-        """Refresh the cost so far from the row's summary (the priced totals once there are any)."""
-        if row.total_incl_vat is not None:
-            row.cost_so_far_excl_vat, row.cost_so_far_incl_vat = row.total_excl_vat, row.total_incl_vat
-            return
-        tariff = None
-        if row.tariff_id is not None and row.tariff_version is not None:
-            tariff = self._tariffs.get((row.tariff_id, row.tariff_version))
-        if (
-            tariff is None
-            or row.started_at is None
-            or row.meter_start_wh is None
-            or row.time_zone is None
-            or row.status not in (SessionStatus.STARTED.value, SessionStatus.STOPPED.value)
-        ):
-            return
-        as_of = row.stopped_at or row.measured_at or row.started_at
-        breakdown = estimate_cost(
-            CostInputs(
-                tariff=tariff,
-                time_zone=row.time_zone,
-                started_at=row.started_at,
-                as_of=as_of,
-                meter_start_wh=row.meter_start_wh,
-                meter_latest_wh=row.meter_start_wh if row.meter_latest_wh is None else row.meter_latest_wh,
-                energy_changed_at=row.energy_changed_at,
-            )
-        )
-        if breakdown is not None:
-            row.cost_so_far_excl_vat = breakdown.total_excl_vat
-            row.cost_so_far_incl_vat = breakdown.total_incl_vat
-
 
 class _Fold:
     """One session's events of a batch folded onto its row (None until its creation event)."""
 
-    __slots__ = ("breakdown_json", "changed", "row", "tariff_json", "tariffs")
+    __slots__ = ("breakdown_json", "changed", "row", "tariff_json")
 
-    def __init__(self, row: _Row | None, tariffs: dict[tuple[UUID, int], TariffSnapshot]) -> None:
+    def __init__(self, row: _Row | None) -> None:
         self.row = row
-        self.tariffs = tariffs
         self.changed = False
         self.tariff_json: str | None = None
         self.breakdown_json: str | None = None
@@ -454,7 +389,6 @@ class _Fold:
         row.tariff_name = tariff.name
         row.currency = tariff.currency.value
         row.vat_percent = tariff.vat_percent
-        self.tariffs.setdefault((tariff.tariff_id, tariff.tariff_version), tariff)
         self.tariff_json = orjson.dumps(tariff, default=_json_default).decode()
 
     @staticmethod

@@ -24,15 +24,17 @@ from csms.identity.roles import Role
 
 _log = logging.getLogger(__name__)
 
-_COLUMNS = """
+_BASE_COLUMNS = """
     session_id, driver_id, company_id, station_id, charger_id, evse_id, connector_id, origin, status,
-    created_at, requested_at, started_at, stopped_at, meter_start_wh, energy_wh, power_w, soc_percent,
-    measured_at, currency, vat_percent, cost_so_far_excl_vat, cost_so_far_incl_vat, total_excl_vat,
+    created_at, requested_at, started_at, stopped_at, meter_start_wh, meter_latest_wh, energy_wh, power_w,
+    soc_percent, measured_at, energy_changed_at, time_zone, currency, vat_percent, total_excl_vat,
     vat_amount, total_incl_vat, priced_at, payment_status, paid_at, amount_paid, stop_reason, position
 """
-_RECEIPT_COLUMNS = (
-    _COLUMNS
-    + ", tariff_id, tariff_version, tariff_name, tariff::text AS tariff, price_breakdown::text AS lines"
+# The tariff snapshot prices a live session's cost so far (projections.session_cost); finished ones have
+# their totals, so their snapshot stays in the database.
+_COLUMNS = _BASE_COLUMNS + ", CASE WHEN status IN ('STARTED', 'STOPPED') THEN tariff::text END AS tariff"
+_RECEIPT_COLUMNS = _BASE_COLUMNS + (
+    ", tariff::text AS tariff, tariff_id, tariff_version, tariff_name, price_breakdown::text AS lines"
 )
 
 # `$2` lets everything through (admins); otherwise the row must be the driver's own ($3) or belong to the
@@ -206,9 +208,8 @@ class SessionWatch:
             return
         seen = [min(w.position for w in self._watchers[session_id]) for session_id in ids]
         rows = await self._pool.fetch(
-            f"SELECT {', '.join('s.' + c.strip() for c in _COLUMNS.split(','))}"
-            " FROM unnest($1::uuid[], $2::bigint[]) AS w(id, seen)"
-            " JOIN session_history s ON s.session_id = w.id AND s.position > w.seen",
+            f"SELECT {_COLUMNS} FROM session_history JOIN unnest($1::uuid[], $2::bigint[]) AS w(id, seen)"
+            " ON session_id = w.id AND position > w.seen",
             ids,
             seen,
         )

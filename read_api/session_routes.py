@@ -21,6 +21,7 @@ from csms.domain.charging_session import SessionOrigin, SessionStatus
 from csms.identity.roles import Role
 from csms.web.bearer import authenticate, require_role
 from csms.web.problems import FieldError, problem_error, problem_type
+from projections.session_cost import cost_so_far
 from projections.session_history import FINAL_STATUSES, NAME, PRICED_STATUSES
 from read_api import session_queries
 from read_api.context import FRESHNESS, POOL
@@ -147,19 +148,16 @@ async def session_receipt(request: web.Request) -> web.Response:
 
 def session_document(row: asyncpg.Record) -> dict[str, Any]:
     """A session as the app shows it while charging and in the history list."""
-    cost = None
-    if row["cost_so_far_incl_vat"] is not None:
-        cost = {
-            "exclVat": _amount(row["cost_so_far_excl_vat"]),
-            "inclVat": _amount(row["cost_so_far_incl_vat"]),
-        }
-    total = None
+    cost = total = None
     if row["total_incl_vat"] is not None:
         total = {
             "exclVat": _amount(row["total_excl_vat"]),
             "vatAmount": _amount(row["vat_amount"]),
             "inclVat": _amount(row["total_incl_vat"]),
         }
+        cost = {"exclVat": total["exclVat"], "inclVat": total["inclVat"]}
+    elif (estimate := cost_so_far(row)) is not None:
+        cost = {"exclVat": _amount(estimate.total_excl_vat), "inclVat": _amount(estimate.total_incl_vat)}
     return {
         "sessionId": row["session_id"],
         "status": row["status"],

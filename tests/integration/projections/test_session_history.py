@@ -21,6 +21,7 @@ from projections.postgres_target import PostgresTarget
 from projections.projector import ProjectedEvent, Tables
 from projections.rebuild import rebuild
 from projections.runner import ProjectionRunner
+from projections.session_cost import cost_so_far
 from projections.session_history import SessionHistoryProjector
 from tests.integration.projections.session_scenarios import (
     CODEC,
@@ -50,6 +51,13 @@ def private_name() -> str:
 async def rows(pool: asyncpg.Pool, relation: str, ids: set[uuid.UUID]) -> dict[uuid.UUID, Row]:
     records = await pool.fetch(f"SELECT * FROM {relation} WHERE session_id = ANY($1::uuid[])", list(ids))
     return {record["session_id"]: dict(record) for record in records}
+
+
+async def tariff_text(pool: asyncpg.Pool, session_id: uuid.UUID) -> str:
+    text: str = await pool.fetchval(
+        "SELECT tariff::text FROM session_history WHERE session_id = $1", session_id
+    )
+    return text
 
 
 async def varied_sessions(store: EventStore) -> tuple[Sessions, list[ChargingSession]]:
@@ -100,10 +108,11 @@ async def test_rows_show_each_session_as_its_aggregate_sees_it(database_url: str
         assert row["energy_wh"] == session.energy_wh, session.status
     assert recorded[0].breakdown is not None
     assert paid["total_incl_vat"] == recorded[0].breakdown.total_incl_vat
-    assert paid["cost_so_far_incl_vat"] == paid["total_incl_vat"]
     assert (charging["status"], charging["energy_wh"], charging["power_w"]) == ("STARTED", 2_100, 11_000)
     # 2.1 kWh at 0.30 and 3 minutes at 1.20/h: 0.63 + 0.06, excl. VAT.
-    assert charging["cost_so_far_excl_vat"] == Decimal("0.69")
+    live = cost_so_far({**charging, "tariff": await tariff_text(store.pool, recorded[3].id)})
+    assert live is not None
+    assert live.total_excl_vat == Decimal("0.69")
     assert (rejected["status"], rejected["rejection_reason"], rejected["started_at"]) == (
         "REJECTED",
         "Occupied",
