@@ -146,6 +146,60 @@ class Settings:
     auth_oidc_company_claim: str | None = _setting(
         "CSMS_AUTH_OIDC_COMPANY_CLAIM", None, "Claim holding an operator's company id."
     )
+    stripe_api_key: str | None = _setting(
+        "STRIPE_API_KEY",
+        None,
+        "Stripe secret key (sk_...). Unset, and CSMS_STRIPE_API_BASE too: `csms dev` runs localstripe.",
+    )
+    stripe_api_base: str | None = _setting(
+        "CSMS_STRIPE_API_BASE",
+        None,
+        "Stripe API base URL. Unset: https://api.stripe.com (or localstripe under `csms dev` without a key).",
+    )
+    stripe_webhook_secret: str | None = _setting(
+        "STRIPE_WEBHOOK_SECRET",
+        None,
+        "Signing secret (whsec_...) of the /webhooks/stripe endpoint; unset: webhooks are refused (503).",
+    )
+    stripe_webhook_tolerance_seconds: int = _setting(
+        "CSMS_STRIPE_WEBHOOK_TOLERANCE_SECONDS",
+        300,
+        "Webhooks signed further in the past or the future than this are refused (replays, bad clocks).",
+    )
+    stripe_timeout_seconds: float = _setting(
+        "CSMS_STRIPE_TIMEOUT_SECONDS",
+        30.0,
+        "How long one Stripe request may take before it counts as failed.",
+    )
+    stripe_max_attempts: int = _setting(
+        "CSMS_STRIPE_MAX_ATTEMPTS",
+        6,
+        "Tries per Stripe call on 429, 5xx and network errors (the same idempotency key each time).",
+    )
+    stripe_retry_base_seconds: float = _setting(
+        "CSMS_STRIPE_RETRY_BASE_SECONDS",
+        0.5,
+        "First back-off before retrying a Stripe call; doubles per try, with full jitter.",
+    )
+    stripe_retry_max_seconds: float = _setting(
+        "CSMS_STRIPE_RETRY_MAX_SECONDS", 20.0, "Longest back-off between two tries of a Stripe call."
+    )
+    billing_concurrency: int = _setting(
+        "CSMS_BILLING_CONCURRENCY", 16, "Sessions the billing process manager settles at once."
+    )
+    billing_port: int = _setting(
+        "CSMS_BILLING_PORT", 8082, "The billing role's /metrics, /healthz and /readyz port."
+    )
+    payment_wait_seconds: float = _setting(
+        "CSMS_PAYMENT_WAIT_SECONDS",
+        15.0,
+        "How long a pay-again or refund request waits for billing's outcome before answering 202.",
+    )
+    localstripe_port: int = _setting(
+        "CSMS_LOCALSTRIPE_PORT",
+        8420,
+        "Port of the localstripe server `csms dev` starts when Stripe is not configured.",
+    )
     log_level: str = _setting("CSMS_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.")
 
     @classmethod
@@ -174,6 +228,10 @@ class Settings:
         if (settings.ocpp_tls_cert is None) != (settings.ocpp_tls_key is None):
             name = "CSMS_OCPP_TLS_KEY" if settings.ocpp_tls_key is None else "CSMS_OCPP_TLS_CERT"
             raise SettingsError(name, "", "CSMS_OCPP_TLS_CERT and CSMS_OCPP_TLS_KEY must be set together")
+        if settings.stripe_api_base is not None and settings.stripe_api_key is None:
+            raise SettingsError(
+                "STRIPE_API_KEY", "", "set it with CSMS_STRIPE_API_BASE (any sk_test_... key for localstripe)"
+            )
         return settings
 
     @classmethod
@@ -234,6 +292,13 @@ def _role_map(raw: str) -> str:
     return raw
 
 
+def _stripe_key(raw: str) -> str:
+    # A publishable key (pk_) would fail every call with a 401 at the first charge: refuse it at start-up.
+    if not raw.startswith(("sk_", "rk_")):
+        raise ValueError("must be a secret (sk_...) or restricted (rk_...) key")
+    return raw
+
+
 def _prefix(raw: str) -> str:
     if any(c.isspace() for c in raw):
         raise ValueError("must not contain whitespace")
@@ -274,5 +339,17 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "auth_oidc_role_claim": _prefix,
     "auth_oidc_role_map": _role_map,
     "auth_oidc_company_claim": _prefix,
+    "stripe_api_key": _stripe_key,
+    "stripe_api_base": _url("https", "http"),
+    "stripe_webhook_secret": _prefix,
+    "stripe_webhook_tolerance_seconds": _positive(int),
+    "stripe_timeout_seconds": _positive(float),
+    "stripe_max_attempts": _positive(int),
+    "stripe_retry_base_seconds": _non_negative_float,
+    "stripe_retry_max_seconds": _non_negative_float,
+    "billing_concurrency": _positive(int),
+    "billing_port": _port,
+    "payment_wait_seconds": _positive(float),
+    "localstripe_port": _port,
     "log_level": _log_level,
 }

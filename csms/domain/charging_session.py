@@ -260,6 +260,7 @@ class ChargingSession(Aggregate):
         self.refund_requests = 0
         self.open_refunds: dict[int, RefundRequest] = {}
         self.refunds: dict[str, Refund] = {}
+        self.refund_results: dict[int, str | None] = {}  # request number -> refund id (None: refused)
         self.disputes: dict[str, str] = {}  # dispute id -> its status ("open" until closed)
 
     class StartedAtCharger(Aggregate.Created):
@@ -736,10 +737,12 @@ class ChargingSession(Aggregate):
         self.refunds[refund_id] = Refund(refund_id, amount)
         if request_number is not None:
             self.open_refunds.pop(request_number, None)
+            self.refund_results[request_number] = refund_id
 
     @event("RefundRequestClosed")
     def _refund_request_closed(self, request_number: int, refund_id: str, timestamp: datetime) -> None:
         self.open_refunds.pop(request_number, None)
+        self.refund_results[request_number] = refund_id
 
     @event("RefundFailed")
     def _refund_failed(

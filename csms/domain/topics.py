@@ -15,6 +15,7 @@ from csms.domain.charger import Charger
 from csms.domain.charging_session import ChargingSession
 from csms.domain.company import Company
 from csms.domain.driver import Driver
+from csms.domain.payment_notification import PaymentNotification
 from csms.domain.station import Station
 from csms.domain.tariff import Tariff
 from csms.domain.upcasters import Upcaster, station_created_v1_to_v2
@@ -62,7 +63,15 @@ def _event(aggregate: type[Any], name: str) -> type[Any]:
     return cls
 
 
-AGGREGATES: tuple[type[Any], ...] = (Company, Station, Charger, ChargingSession, Driver, Tariff)
+AGGREGATES: tuple[type[Any], ...] = (
+    Company,
+    Station,
+    Charger,
+    ChargingSession,
+    Driver,
+    Tariff,
+    PaymentNotification,
+)
 
 EVENT_TYPES: tuple[EventType, ...] = (
     # Company
@@ -139,6 +148,8 @@ EVENT_TYPES: tuple[EventType, ...] = (
     EventType("Tariff.VatChanged", _event(Tariff, "VatChanged")),
     EventType("Tariff.ParkingGracePeriodChanged", _event(Tariff, "ParkingGracePeriodChanged")),
     EventType("Tariff.Archived", _event(Tariff, "Archived")),
+    # PaymentNotification
+    EventType("PaymentNotification.Received", _event(PaymentNotification, "Received")),
 )
 
 

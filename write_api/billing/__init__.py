@@ -1,0 +1,1 @@
+"""Billing: the Stripe gateway, the process manager charging priced sessions, payment methods, webhooks."""

@@ -1,0 +1,34 @@
+"""Prometheus metrics of billing: Stripe calls by outcome, payments settled, webhooks (for on-call)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+# Module-level by Prometheus convention: a metric is registered once per process, whichever role uses it.
+STRIPE_REQUESTS = Counter(
+    "csms_stripe_requests_total",
+    "Stripe API requests by operation and outcome (ok, rate_limited, server_error, network_error, card_error,"
+    " client_error, auth_error).",
+    ["operation", "outcome"],
+)
+STRIPE_SECONDS = Histogram(
+    "csms_stripe_request_seconds", "Duration of one Stripe API request.", ["operation"]
+)
+STRIPE_GAVE_UP = Counter(
+    "csms_stripe_calls_given_up_total",
+    "Stripe calls that failed after every retry (the operation is tried again later).",
+    ["operation"],
+)
+PAYMENTS = Counter(
+    "csms_billing_payments_total",
+    "Session payments settled by outcome (succeeded, failed, not_required, pending).",
+    ["outcome"],
+)
+BILLING_ERRORS = Counter(
+    "csms_billing_errors_total", "Sessions billing could not settle because a domain rule refused it."
+)
+WEBHOOKS = Counter(
+    "csms_stripe_webhooks_total",
+    "Stripe webhooks received by outcome (applied, duplicate, ignored, rejected).",
+    ["outcome"],
+)
