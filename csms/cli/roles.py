@@ -15,8 +15,10 @@ from csms.cli.serving import serve_app
 from csms.embedded import Servers
 from csms.observability.logging import log_context
 from csms.settings import Settings
+from csms.stripe_endpoint import StripeEndpoint
 from projections.runtime import run_projectors
 from read_api.runtime import read_api_app
+from write_api.billing.runtime import billing_app
 from write_api.http.runtime import write_api_app
 from write_api.ocpp.runtime import gateway_app, tls_context
 
@@ -25,10 +27,11 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class RoleContext:
-    """What every role is given: the settings and where Postgres and Redis are."""
+    """What every role is given: the settings, where Postgres and Redis are, and Stripe (None: not set up)."""
 
     settings: Settings
     servers: Servers
+    stripe: StripeEndpoint | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +48,25 @@ class RoleFailed(RuntimeError):
 async def run_write_api(context: RoleContext) -> None:
     """The write API (auth, sessions, management, remote commands) with /healthz and /readyz."""
     settings = context.settings
-    async with write_api_app(settings, context.servers.database_url, context.servers.redis_url) as app:
+    async with write_api_app(
+        settings, context.servers.database_url, context.servers.redis_url, context.stripe
+    ) as app:
         await serve_app(app, host=settings.host, port=settings.write_api_port)
+
+
+async def run_billing(context: RoleContext) -> None:
+    """The billing process manager (one active instance) with /metrics, /healthz and /readyz."""
+    settings = context.settings
+    if context.stripe is None:
+        raise RuntimeError(
+            "billing needs Stripe: set STRIPE_API_KEY (and CSMS_STRIPE_API_BASE for localstripe)"
+        )
+    async with (
+        billing_app(settings, context.servers.database_url, context.stripe) as (app, manager),
+        asyncio.TaskGroup() as group,
+    ):
+        group.create_task(manager.run())
+        group.create_task(serve_app(app, host=settings.host, port=settings.billing_port))
 
 
 async def run_gateway(context: RoleContext) -> None:
@@ -89,6 +109,11 @@ ROLES: Mapping[str, Role] = {
             "projector",
             "the projectors that keep the read models (one active instance each, others stand by)",
             run_projector,
+        ),
+        Role(
+            "billing",
+            "the billing process manager: charges priced sessions through Stripe (one active instance)",
+            run_billing,
         ),
         Role(
             "read-api",

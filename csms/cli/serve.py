@@ -10,6 +10,7 @@ from csms.connectivity import wait_for_servers
 from csms.embedded import Servers, resolve_servers
 from csms.observability.logging import configure_logging
 from csms.settings import Settings
+from csms.stripe_endpoint import configured_endpoint
 
 
 @click.command()
@@ -37,4 +38,6 @@ async def _serve(settings: Settings, servers: Servers, roles: list[Role]) -> Non
         redis_url=servers.redis_url,
         retry_seconds=settings.startup_retry_seconds,
     )
-    await run_roles(roles, RoleContext(settings, servers), wait_for_stop_signal())
+    await run_roles(
+        roles, RoleContext(settings, servers, configured_endpoint(settings)), wait_for_stop_signal()
+    )

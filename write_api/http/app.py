@@ -13,11 +13,15 @@ from write_api.auth.actor import authenticated_actor
 from write_api.auth.app import mount_auth
 from write_api.auth.config import AuthConfig
 from write_api.auth.service import AuthService
+from write_api.billing.payment_methods import PaymentMethods
+from write_api.billing.session_payments import SessionPayments
+from write_api.billing.webhooks import StripeWebhooks
 from write_api.charger_admin import ChargerAdmin
 from write_api.http.context import ACTOR, CHARGER_ADMIN, COMMANDS, MANAGEMENT, SESSIONS
 from write_api.http.idempotency_middleware import idempotency_middleware
 from write_api.http.management_routes import add_management_routes
 from write_api.http.openapi import add_openapi_route
+from write_api.http.payment_routes import add_payment_routes
 from write_api.http.session_routes import add_session_routes
 from write_api.idempotency import IdempotencyKeys
 from write_api.management import Management
@@ -37,6 +41,9 @@ class WriteApiServices:
     commands: ChargerCommands
     idempotency: IdempotencyKeys
     readiness: Mapping[str, ReadinessCheck]
+    payment_methods: PaymentMethods
+    session_payments: SessionPayments
+    webhooks: StripeWebhooks | None  # None: STRIPE_WEBHOOK_SECRET not set
 
 
 def create_write_app(services: WriteApiServices) -> web.Application:
@@ -50,6 +57,7 @@ def create_write_app(services: WriteApiServices) -> web.Application:
     mount_auth(app, services.auth_config, services.auth)
     add_session_routes(app)
     add_management_routes(app)
+    add_payment_routes(app, services.payment_methods, services.session_payments, services.webhooks)
     add_openapi_route(app)
     add_health_routes(app, services.readiness)
     return app

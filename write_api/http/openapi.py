@@ -459,6 +459,148 @@ PATHS: dict[str, Any] = {
 }
 
 
+_METHODS = {
+    "type": "object",
+    "required": ["paymentMethods", "defaultPaymentMethodId"],
+    "properties": {
+        "paymentMethods": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["paymentMethodId", "brand", "last4", "expMonth", "expYear", "default"],
+                "properties": {
+                    "paymentMethodId": {"type": "string"},
+                    "brand": {"type": "string"},
+                    "last4": {"type": "string"},
+                    "expMonth": {"type": "integer"},
+                    "expYear": {"type": "integer"},
+                    "default": {"type": "boolean"},
+                },
+            },
+        },
+        "defaultPaymentMethodId": {"type": ["string", "null"]},
+        "position": _POSITION,
+    },
+}
+_PAYMENT = {
+    "type": "object",
+    "required": ["sessionId", "status", "position"],
+    "properties": {
+        "sessionId": _UUID,
+        "status": {"enum": ["PAID", "PROCESSING"]},
+        "position": _POSITION,
+        "paymentIntentId": {"type": "string"},
+    },
+}
+_REFUND = {
+    "type": "object",
+    "required": ["sessionId", "status", "amount", "currency", "position"],
+    "properties": {
+        "sessionId": _UUID,
+        "status": {"enum": ["refunded", "failed", "pending"]},
+        "amount": {"type": "string"},
+        "currency": {"type": "string"},
+        "refundId": {"type": "string"},
+        "position": _POSITION,
+    },
+}
+_UNAVAILABLE = _problem("Stripe could not be reached (nothing was charged): retry after Retry-After")
+
+PAYMENT_PATHS: dict[str, Any] = {
+    "/me/payment-methods": {
+        "post": _operation(
+            "Save a card (driver): the PaymentMethod id from Stripe's client-side tokenization; it becomes"
+            " the default. The first card creates the driver's Stripe customer.",
+            {
+                "type": "object",
+                "required": ["paymentMethodId"],
+                "properties": {"paymentMethodId": {"type": "string"}},
+            },
+            {
+                "201": {"description": "Saved", **_json(_METHODS)},
+                "402": _problem("The card was declined"),
+                "503": _UNAVAILABLE,
+            },
+        ),
+        "get": {
+            "summary": "My saved cards (driver)",
+            "security": [{"bearer": []}],
+            "responses": {
+                "200": {"description": "Cards", **_json(_METHODS)},
+                "401": _ERRORS["401"],
+                "403": _ERRORS["403"],
+            },
+        },
+    },
+    "/me/payment-methods/{payment_method_id}": {
+        "parameters": [_id_path("payment_method_id")],
+        "delete": {
+            "summary": "Remove a card (driver); another saved card becomes the default",
+            "security": [{"bearer": []}],
+            "responses": {
+                "200": {"description": "Removed", **_json(_METHODS)},
+                "401": _ERRORS["401"],
+                "403": _ERRORS["403"],
+                "404": _ERRORS["404"],
+                "503": _UNAVAILABLE,
+            },
+        },
+    },
+    "/me/payment-methods/{payment_method_id}/default": {
+        "parameters": [_id_path("payment_method_id")],
+        "post": _operation(
+            "Make a saved card the default (driver)",
+            None,
+            {"200": {"description": "Done", **_json(_METHODS)}},
+        ),
+    },
+    "/sessions/{session_id}/payments": {
+        "parameters": [_id_path("session_id")],
+        "post": _operation(
+            "Pay a session whose payment failed again (its driver), with a saved card (default if omitted)",
+            {"type": "object", "properties": {"paymentMethodId": {"type": "string"}}},
+            {
+                "200": {"description": "Paid", **_json(_PAYMENT)},
+                "202": {"description": "Still processing: look again later", **_json(_PAYMENT)},
+                "402": _problem(
+                    "Declined, or the bank asks for authentication (`nextAction.clientSecret` confirms it"
+                    " in the app with Stripe.js)"
+                ),
+                "409": _problem("Nothing to pay, or a payment is already in progress"),
+            },
+        ),
+    },
+    "/sessions/{session_id}/refunds": {
+        "parameters": [_id_path("session_id")],
+        "post": _operation(
+            "Refund a paid session (its company's operator, or an admin): all that is left, or `amount`",
+            {
+                "type": "object",
+                "properties": {"amount": {"type": "string"}, "reason": {"type": "string"}},
+            },
+            {
+                "200": {"description": "Refunded (or refused by Stripe)", **_json(_REFUND)},
+                "202": {"description": "Requested; billing carries it out", **_json(_REFUND)},
+                "409": _problem("The session is not paid"),
+            },
+        ),
+    },
+    "/webhooks/stripe": {
+        "post": {
+            "summary": "Stripe webhook endpoint (signed with STRIPE_WEBHOOK_SECRET)",
+            "responses": {
+                "200": {
+                    "description": "Received (applied, duplicate or ignored)",
+                    **_json({"type": "object"}),
+                },
+                "400": _problem("Bad signature, or timestamp outside the tolerance"),
+                "503": _problem("Webhooks are not configured"),
+            },
+        }
+    },
+}
+
+
 def document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole document; the auth routes add their paths through `extra_paths`."""
     return {
@@ -468,7 +610,7 @@ def document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
             "schemas": SCHEMAS,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
-        "paths": {**AUTH_PATHS, **PATHS, **(extra_paths or {})},
+        "paths": {**AUTH_PATHS, **PATHS, **PAYMENT_PATHS, **(extra_paths or {})},
     }
 
 

@@ -17,8 +17,13 @@ from csms.identity.issuers_config import external_issuers
 from csms.observability.health import postgres_answers, redis_answers
 from csms.redis_support import redis_client
 from csms.settings import Settings
+from csms.stripe_endpoint import StripeEndpoint
 from write_api.auth.app import build_auth_service
 from write_api.auth.config import AuthConfig
+from write_api.billing.payment_methods import PaymentMethods
+from write_api.billing.runtime import metrics, stripe_gateway
+from write_api.billing.session_payments import SessionPayments
+from write_api.billing.webhooks import StripeWebhooks
 from write_api.charger_admin import ChargerAdmin
 from write_api.http.app import WriteApiServices, create_write_app
 from write_api.idempotency import IdempotencyKeys
@@ -57,7 +62,7 @@ def auth_config(settings: Settings) -> AuthConfig:
 
 @contextlib.asynccontextmanager
 async def write_api_app(
-    settings: Settings, database_url: str, redis_url: str
+    settings: Settings, database_url: str, redis_url: str, stripe: StripeEndpoint | None = None
 ) -> AsyncIterator[web.Application]:
     pool = await create_pool(
         database_url, max_size=settings.db_pool_size, retry_seconds=settings.startup_retry_seconds
@@ -81,19 +86,40 @@ async def write_api_app(
     config = auth_config(settings)
     # Only an external OIDC issuer needs outgoing HTTP (to fetch its JWKS).
     http = aiohttp.ClientSession() if config.external_issuers else None
+    gateway = stripe_gateway(settings, stripe) if stripe is not None else None
+    webhooks = None
+    if stripe is not None and stripe.webhook_secret:
+        webhooks = StripeWebhooks(
+            store,
+            repository,
+            gateway,
+            stripe.webhook_secret,
+            utc_now,
+            tolerance_seconds=settings.stripe_webhook_tolerance_seconds,
+        )
     services = WriteApiServices(
         auth_config=config,
         auth=build_auth_service(config, pool=pool, redis=redis, repository=repository, http=http),
-        sessions=SessionService(repository, commands, tokens, utc_now),
+        # Starting a session needs a usable card on file (402 otherwise): every session is paid for.
+        sessions=SessionService(repository, commands, tokens, utc_now, require_payment_method=True),
         management=Management(repository, tokens, utc_now),
         charger_admin=ChargerAdmin(repository, utc_now),
         commands=commands,
         idempotency=IdempotencyKeys(pool),
         readiness={"postgres": lambda: postgres_answers(pool), "redis": lambda: redis_answers(redis)},
+        payment_methods=PaymentMethods(repository, gateway, utc_now),
+        session_payments=SessionPayments(
+            repository, gateway, utc_now, wait_seconds=settings.payment_wait_seconds
+        ),
+        webhooks=webhooks,
     )
     try:
-        yield create_write_app(services)
+        app = create_write_app(services)
+        app.router.add_get("/metrics", metrics)
+        yield app
     finally:
+        if gateway is not None:
+            await gateway.close()
         if http is not None:
             await http.close()
         await router.close()
