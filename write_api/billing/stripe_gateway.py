@@ -154,6 +154,12 @@ class StripeGateway:
                     STRIPE_GAVE_UP.labels(operation).inc()
                     raise StripeUnavailable(f"Stripe refused our API key: {error}") from error
                 if not retry:
+                    if _outcome(error) in ("rate_limited", "server_error", "network_error"):
+                        # Stripe said not to retry now; it is still no answer about the payment.
+                        STRIPE_GAVE_UP.labels(operation).inc()
+                        raise StripeUnavailable(
+                            f"Stripe {operation}: {error} (not to be retried now)"
+                        ) from error
                     raise _rejected(error) from error
                 if attempt == self._retry.max_attempts:
                     STRIPE_GAVE_UP.labels(operation).inc()
