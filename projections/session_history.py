@@ -231,6 +231,51 @@ def _upsert_sql(table: str) -> str:
     """
 
 
+_METER = "ChargingSession.MeterValuesRecorded"
+
+
+@dataclass(slots=True)
+class _Readings:
+    """The part of a row a batch of meter readings reads and writes (None: keep the stored value)."""
+
+    session_id: UUID
+    position: int
+    meter_start_wh: int | None
+    meter_latest_wh: int | None
+    energy_wh: int | None = None
+    power_w: int | None = None
+    soc_percent: int | None = None
+    measured_at: datetime | None = None
+    energy_changed_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+_READINGS_COLUMNS = {
+    "session_id": "uuid[]",
+    "position": "bigint[]",
+    "meter_latest_wh": "bigint[]",
+    "energy_wh": "bigint[]",
+    "power_w": "integer[]",
+    "soc_percent": "smallint[]",
+    "measured_at": "timestamptz[]",
+    "energy_changed_at": "timestamptz[]",
+    "updated_at": "timestamptz[]",
+}
+
+
+def _readings_sql(table: str) -> str:
+    names = list(_READINGS_COLUMNS)
+    arrays = [f"${i}::{array}" for i, array in enumerate(_READINGS_COLUMNS.values(), start=1)]
+    kept = [
+        f"{name} = coalesce(u.{name}, t.{name})" for name in names if name not in ("session_id", "position")
+    ]
+    return f"""
+        UPDATE {table} AS t SET {", ".join(kept)}, position = u.position
+        FROM unnest({", ".join(arrays)}) AS u({", ".join(names)})
+        WHERE t.session_id = u.session_id AND t.position < u.position
+    """
+
+
 class SessionHistoryProjector:
     """Projects `ChargingSession` events into the `session_history` table."""
 
@@ -262,17 +307,32 @@ class SessionHistoryProjector:
         by_session: dict[UUID, list[ProjectedEvent]] = {}
         for event in events:
             by_session.setdefault(event.stream_id, []).append(event)
+        # Most sessions in a batch only took meter readings: they are read and written through a handful of
+        # columns (an UPDATE that touches no indexed column, so Postgres updates them in place). Sessions
+        # whose lifecycle moved are folded on their whole row.
+        lifecycle = [sid for sid, batch in by_session.items() if any(e.topic != _METER for e in batch)]
+        metered = [sid for sid, batch in by_session.items() if all(e.topic == _METER for e in batch)]
+        if lifecycle:
+            await self._fold_rows(connection, table, lifecycle, by_session)
+        if metered:
+            await self._fold_readings(connection, table, metered, by_session)
+
+    async def _fold_rows(
+        self,
+        connection: Connection,
+        table: str,
+        ids: list[UUID],
+        by_session: dict[UUID, list[ProjectedEvent]],
+    ) -> None:
         records = await connection.fetch(
-            f"SELECT {', '.join(_STATE_COLUMNS)} FROM {table} WHERE session_id = ANY($1::uuid[])",
-            list(by_session),
+            f"SELECT {', '.join(_STATE_COLUMNS)} FROM {table} WHERE session_id = ANY($1::uuid[])", ids
         )
         # Positional: the SELECT lists the columns in the order of _Row's fields (a dict per row costs more).
         rows = {record[0]: _Row(*record.values()) for record in records}
-
         written: list[tuple[_Row, str | None, str | None]] = []
-        for session_id, session_events in by_session.items():
+        for session_id in ids:
             fold = _Fold(rows.get(session_id))
-            for event in session_events:
+            for event in by_session[session_id]:
                 fold.apply(event)
             if fold.changed and fold.row is not None:
                 written.append((fold.row, fold.tariff_json, fold.breakdown_json))
@@ -285,6 +345,39 @@ class SessionHistoryProjector:
             columns[-2].append(tariff_json)
             columns[-1].append(breakdown_json)
         await connection.execute(_upsert_sql(table), *columns)
+
+    async def _fold_readings(
+        self,
+        connection: Connection,
+        table: str,
+        ids: list[UUID],
+        by_session: dict[UUID, list[ProjectedEvent]],
+    ) -> None:
+        records = await connection.fetch(
+            f"SELECT session_id, position, meter_start_wh, meter_latest_wh FROM {table}"
+            " WHERE session_id = ANY($1::uuid[])",
+            ids,
+        )
+        rows = {record[0]: _Readings(*record.values()) for record in records}
+        columns: tuple[list[Any], ...] = tuple([] for _ in _READINGS_COLUMNS)
+        for session_id in ids:
+            row = rows.get(session_id)
+            if row is None:
+                _log.warning("%s: meter values for unknown session %s", self.name, session_id)
+                continue
+            changed = False
+            for event in by_session[session_id]:
+                if event.position > row.position:
+                    _Fold.readings(row, event.event)
+                    row.position, row.updated_at = event.position, event.recorded_at
+                    changed = True
+            if changed:
+                if row.meter_start_wh is not None and row.meter_latest_wh is not None:
+                    row.energy_wh = max(0, row.meter_latest_wh - row.meter_start_wh)
+                for column, name in zip(columns, _READINGS_COLUMNS, strict=True):
+                    column.append(getattr(row, name))
+        if columns[0]:
+            await connection.execute(_readings_sql(table), *columns)
 
 
 class _Fold:
@@ -318,7 +411,7 @@ class _Fold:
             _log.warning("%s: %s for unknown session %s", NAME, topic, projected.stream_id)
             return
         elif topic == "ChargingSession.MeterValuesRecorded":
-            self._readings(row, event)
+            self.readings(row, event)
         elif topic == "ChargingSession.Accepted":
             row.status = SessionStatus.ACCEPTED.value
         elif topic == "ChargingSession.Rejected":
@@ -392,8 +485,9 @@ class _Fold:
         self.tariff_json = orjson.dumps(tariff, default=_json_default).decode()
 
     @staticmethod
-    def _readings(row: _Row, event: Any) -> None:
-        # The domain records only readings newer than every stored one, in measured order.
+    def readings(row: _Row | _Readings, event: Any) -> None:
+        """Take in a MeterValuesRecorded. The domain records only readings newer than every stored one,
+        in measured order."""
         for reading in event.readings:
             if reading.energy_wh is not None:
                 if reading.energy_wh != row.meter_latest_wh:
