@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from csms.eventstore.errors import EventStoreError
 from csms.eventstore.recorder import Commit, Outcome, Submission, write_batch
@@ -32,6 +33,10 @@ class GroupCommitAppender:
     while a batch is being committed go together in the next one; after an idle spell the first one
     waits (at most `window_seconds`, or until `max_batch` events wait) while others keep joining it.
     A stale expected version fails only its own caller: the recorder leaves that submission out.
+
+    The writer keeps one pooled connection while appends keep coming and gives it back after
+    `idle_release_seconds` without any: borrowing one per batch would put the pool's reset query (a round
+    trip) between every commit and the next.
     """
 
     def __init__(
@@ -41,8 +46,11 @@ class GroupCommitAppender:
         window_seconds: float = 0.002,
         max_batch: int = 500,
         on_batch: BatchObserver | None = None,
+        idle_release_seconds: float = 1.0,
     ) -> None:
         self._pool = pool
+        self._idle_release = idle_release_seconds
+        self._connection: PoolConnectionProxy | None = None
         self._window = window_seconds
         self._max_batch = max_batch
         self._on_batch = on_batch
@@ -85,16 +93,32 @@ class GroupCommitAppender:
             await self._writer
 
     async def _run(self) -> None:
-        while True:
-            if not self._queue:
-                if self._closed:
-                    return
-                self._wakeup.clear()
+        try:
+            while True:
+                if not self._queue:
+                    if self._closed:
+                        return
+                    self._wakeup.clear()
+                    if not await self._woken_within(self._idle_release):
+                        await self._release()
+                        await self._wakeup.wait()
+                    await self._gather_company()
+                    continue
+                batch = self._take_batch()
+                await self._commit(batch)
+        finally:
+            await self._release()
+
+    async def _woken_within(self, seconds: float) -> bool:
+        if self._connection is None:
+            await self._wakeup.wait()
+            return True
+        try:
+            async with asyncio.timeout(seconds):
                 await self._wakeup.wait()
-                await self._gather_company()
-                continue
-            batch = self._take_batch()
-            await self._commit(batch)
+        except TimeoutError:
+            return False
+        return True
 
     async def _gather_company(self) -> None:
         """After an idle spell, let appends arriving together share the first one's commit.
@@ -152,8 +176,21 @@ class GroupCommitAppender:
             self._on_batch(len(batch), events, loop.time() - started)
 
     async def _write(self, commits: list[Commit]) -> list[Outcome]:
-        async with self._pool.acquire() as connection:
-            return await write_batch(connection, commits)
+        if self._connection is None:
+            self._connection = await self._pool.acquire()
+        try:
+            return await write_batch(self._connection, commits)
+        except asyncpg.PostgresError:
+            raise  # the server refused the statement and rolled it back; the connection is fine
+        except BaseException:
+            # Broken, or interrupted half-way through a statement: never reuse it (the pool replaces it).
+            await self._release()
+            raise
+
+    async def _release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await self._pool.release(connection)
 
 
 def _settle(future: asyncio.Future[list[AppendResult]], outcome: Outcome | BaseException) -> None:

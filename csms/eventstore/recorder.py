@@ -22,27 +22,15 @@ Executor = Connection | asyncpg.Pool
 
 _COLUMNS = "position, stream_id, stream_version, topic, schema_version, data, metadata, recorded_at"
 
-# Under the lock these are stable. The head is one backward step on the primary key; each stream's
-# version is one backward step on the (stream_id, stream_version) index. The correlated LIMIT 1 form
-# keeps those index probes even under a generic prepared plan built from stale statistics, where
-# `stream_id = ANY($1) GROUP BY` can degrade into a scan of the whole table. One round trip for both.
-_HEADS = """
-SELECT NULL::uuid AS stream_id, (SELECT position FROM events ORDER BY position DESC LIMIT 1) AS head
-UNION ALL
-SELECT s.id, (SELECT e.stream_version FROM events e WHERE e.stream_id = s.id
-              ORDER BY e.stream_version DESC LIMIT 1)
-FROM unnest($1::uuid[]) AS s(id)
-"""
-
-# One statement inserts the whole batch from arrays and notifies listeners; the data-modifying CTE
-# runs even though the outer query does not read it. NOTIFY is delivered only if the transaction commits.
-_INSERT = f"""
-WITH inserted AS (
-    INSERT INTO events (position, stream_id, stream_version, topic, schema_version, data, metadata)
-    SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::int[], $4::text[], $5::smallint[],
-                         $6::jsonb[], $7::jsonb[])
-)
-SELECT pg_notify('{NOTIFY_CHANNEL}', $8::text)
+# The whole append (lock, head, versions, insert, notify) is one server-side function, so a batch costs one
+# round trip: see migration 0007 for its arguments and the locking it does. Under the lock the head is one
+# backward step on the primary key and each stream's version one backward step on the (stream_id,
+# stream_version) index: the correlated LIMIT 1 form keeps those index probes even under a generic plan built
+# from stale statistics, where `stream_id = ANY($1) GROUP BY` can degrade into a scan of the whole table.
+_APPEND = """
+SELECT head_before, stale_commits, stale_streams, stale_expected, stale_actual
+FROM event_store_append($1::uuid[], $2::int[], $3::int[], $4::int[], $5::int[], $6::text[], $7::smallint[],
+                        $8::jsonb[], $9::jsonb[])
 """
 
 
@@ -69,82 +57,89 @@ async def write_batch(connection: Connection, batch: Sequence[Commit]) -> list[O
     it releases the transaction's locks, a later writer can only take positions above every committed
     one: readers tailing by position see a gap-free log and never skip an event that commits late.
 
+    It is one statement, `event_store_append` (migration 0007): outside a transaction block it runs in an
+    implicit transaction that has committed, durably, when this returns (the server answers after the
+    commit); inside the caller's transaction it takes the lock and inserts, and the caller commits.
+
     A commit with a stale expected version is answered with a `ConcurrencyError` and left out; the
     others in the batch still commit.
     """
+    rows = _Rows()
+    for index, commit in enumerate(batch, start=1):
+        for submission in commit:
+            rows.add(index, submission)
+    row = await connection.fetchrow(_APPEND, *rows.columns())
+    assert row is not None
+    failures = zip(
+        row["stale_commits"], row["stale_streams"], row["stale_expected"], row["stale_actual"], strict=True
+    )
+    stale = {
+        commit: ConcurrencyError(stream_id, expected, actual)
+        for commit, stream_id, expected, actual in failures
+    }
+    # Number the events as the function did: positions follow on from the head over the commits that went in.
+    head: int = row["head_before"]
     outcomes: list[Outcome] = []
-    async with connection.transaction():
-        await connection.execute("LOCK TABLE events IN EXCLUSIVE MODE")
-        stream_ids = list({s.stream_id for commit in batch for s in commit})
-        versions: dict[UUID, int] = {}
-        head = 0
-        for row in await connection.fetch(_HEADS, stream_ids):
-            if row["stream_id"] is None:
-                head = row["head"] or 0
-            elif row["head"] is not None:
-                versions[row["stream_id"]] = row["head"]
-
-        rows = _Rows()
-        for commit in batch:
-            stale = _first_stale(commit, versions)
-            if stale is not None:
-                outcomes.append(stale)
-                continue
-            results: list[AppendResult] = []
-            for submission in commit:
-                version = versions.get(submission.stream_id, 0)
-                for event in submission.events:
-                    head += 1
-                    version += 1
-                    rows.add(head, submission.stream_id, version, event)
-                # Later commits in the same batch see these events (two commands on one stream).
-                versions[submission.stream_id] = version
-                results.append(AppendResult(submission.stream_id, version, head))
-            outcomes.append(results)
-
-        if rows.positions:
-            await connection.execute(_INSERT, *rows.columns(), str(head))
+    for index, commit in enumerate(batch, start=1):
+        error = stale.get(index)
+        if error is not None:
+            outcomes.append(error)
+            continue
+        results: list[AppendResult] = []
+        for submission in commit:
+            head += len(submission.events)
+            version = submission.expected_version + len(submission.events)
+            results.append(AppendResult(submission.stream_id, version, head))
+        outcomes.append(results)
     return outcomes
 
 
-def _first_stale(commit: Commit, versions: dict[UUID, int]) -> ConcurrencyError | None:
-    seen: dict[UUID, int] = {}
-    for submission in commit:
-        current = seen.get(submission.stream_id, versions.get(submission.stream_id, 0))
-        if current != submission.expected_version:
-            return ConcurrencyError(submission.stream_id, submission.expected_version, current)
-        seen[submission.stream_id] = current + len(submission.events)
-    return None
-
-
 class _Rows:
-    """Column arrays for the unnest() bulk insert."""
+    """The arrays `event_store_append` takes (see migration 0007)."""
 
-    __slots__ = ("data", "ids", "metadata", "positions", "schema_versions", "topics", "versions")
+    __slots__ = (
+        "commit_of",
+        "data",
+        "expected",
+        "metadata",
+        "schema_versions",
+        "stream_index",
+        "stream_of",
+        "submission_of",
+        "topics",
+    )
 
     def __init__(self) -> None:
-        self.positions: list[int] = []
-        self.ids: list[UUID] = []
-        self.versions: list[int] = []
+        self.stream_index: dict[UUID, int] = {}
+        self.commit_of: list[int] = []
+        self.stream_of: list[int] = []
+        self.expected: list[int] = []
+        self.submission_of: list[int] = []
         self.topics: list[str] = []
         self.schema_versions: list[int] = []
         self.data: list[bytes] = []
         self.metadata: list[object] = []
 
-    def add(self, position: int, stream_id: UUID, version: int, event: NewEvent) -> None:
-        self.positions.append(position)
-        self.ids.append(stream_id)
-        self.versions.append(version)
-        self.topics.append(event.topic)
-        self.schema_versions.append(event.schema_version)
-        self.data.append(event.data)
-        self.metadata.append(event.metadata)
+    def add(self, commit: int, submission: Submission) -> None:
+        stream = self.stream_index.setdefault(submission.stream_id, len(self.stream_index) + 1)
+        self.commit_of.append(commit)
+        self.stream_of.append(stream)
+        self.expected.append(submission.expected_version)
+        number = len(self.commit_of)
+        for event in submission.events:
+            self.submission_of.append(number)
+            self.topics.append(event.topic)
+            self.schema_versions.append(event.schema_version)
+            self.data.append(event.data)
+            self.metadata.append(event.metadata)
 
     def columns(self) -> tuple[list[Any], ...]:
         return (
-            self.positions,
-            self.ids,
-            self.versions,
+            list(self.stream_index),
+            self.commit_of,
+            self.stream_of,
+            self.expected,
+            self.submission_of,
             self.topics,
             self.schema_versions,
             self.data,

@@ -162,3 +162,49 @@ async def test_n_writers_m_appends_with_conflicts_lose_and_duplicate_nothing(
         total += len(events)
     assert total == committed
     assert len(seen) == committed  # each (writer, m) exactly once
+
+
+async def test_one_batch_undoes_a_stale_commit_and_numbers_the_rest_without_gaps(
+    store: EventStore, store_pool: asyncpg.Pool
+) -> None:
+    """Commits in one transaction see each other's versions; a commit stale half-way leaves no trace."""
+    from csms.eventstore.recorder import write_batch
+
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await store.append(b, 0, [new_event(0)])
+    start = await store.head_position()
+    batch = [
+        [Submission(a, 0, [new_event(1), new_event(2)])],
+        # a goes to 2 and 3 would be fine, but b is at 1, not 0: the whole commit is left out.
+        [Submission(a, 2, [new_event(3)]), Submission(b, 0, [new_event(4)])],
+        # So a is still at 2 for the next commit, and c and b go in with it.
+        [
+            Submission(c, 0, [new_event(5)]),
+            Submission(a, 2, [new_event(6)]),
+            Submission(b, 1, [new_event(7)]),
+        ],
+        [Submission(a, 4, [new_event(8)])],  # stale: a is at 3
+    ]
+    async with store_pool.acquire() as connection:
+        outcomes = await write_batch(connection, batch)
+
+    assert isinstance(outcomes[1], ConcurrencyError)
+    assert (outcomes[1].stream_id, outcomes[1].expected_version, outcomes[1].actual_version) == (b, 0, 1)
+    assert isinstance(outcomes[3], ConcurrencyError)
+    assert (outcomes[3].stream_id, outcomes[3].expected_version, outcomes[3].actual_version) == (a, 4, 3)
+    assert not isinstance(outcomes[0], ConcurrencyError)
+    assert not isinstance(outcomes[2], ConcurrencyError)
+    assert [(r.stream_id, r.version, r.position) for r in outcomes[0] + outcomes[2]] == [
+        (a, 2, start + 2),
+        (c, 1, start + 3),
+        (a, 3, start + 4),
+        (b, 2, start + 5),
+    ]
+    stored = await store.read_all(start)
+    assert [(e.position, e.stream_id, e.stream_version) for e in stored] == [
+        (start + 1, a, 1),
+        (start + 2, a, 2),
+        (start + 3, c, 1),
+        (start + 4, a, 3),
+        (start + 5, b, 2),
+    ]
