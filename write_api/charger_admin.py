@@ -41,6 +41,7 @@ class RegisteredCharger:
     charger_id: UUID
     charge_point_id: str
     password: str  # shown once; only its hash is stored
+    position: int | None = None  # log position of the registration, for read-your-writes
 
 
 def parse_evse(spec: str) -> Evse:
@@ -93,12 +94,12 @@ class ChargerAdmin:
                 evses,
                 at,
             )
-            await self._repository.save(charger)
+            results = await self._repository.save(charger)
         except InvalidValue as error:
             raise ChargerAdminError(str(error)) from None
         except ConcurrencyError:
             raise ChargerAdminError(f"a charger with id {charge_point_id!r} is already registered") from None
-        return RegisteredCharger(charger.id, charge_point_id, password)
+        return RegisteredCharger(charger.id, charge_point_id, password, max(r.position for r in results))
 
     async def company_of(self, charge_point_id: str) -> UUID | None:
         """The company owning the charger, or None if there is no such charger."""

@@ -330,6 +330,7 @@ async def register_charger(request: web.Request, actor: Actor) -> web.StreamResp
         {
             "chargerId": registered.charge_point_id,
             "password": registered.password,
+            "position": registered.position,
             "note": "The password is shown only now; it is stored as a hash.",
         },
         status=201,

@@ -381,10 +381,11 @@ PATHS: dict[str, Any] = {
                     **_json(
                         {
                             "type": "object",
-                            "required": ["chargerId", "password"],
+                            "required": ["chargerId", "password", "position"],
                             "properties": {
                                 "chargerId": {"type": "string"},
                                 "password": {"type": "string"},
+                                "position": _POSITION,
                                 "note": {"type": "string"},
                             },
                         }
