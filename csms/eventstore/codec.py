@@ -52,6 +52,7 @@ class EventCodec:
         self._by_topic: dict[str, EventTypeSpec] = {}
         self._by_class: dict[type[Any], EventTypeSpec] = {}
         self._decoders: dict[str, dict[str, Decoder]] = {}
+        self._required: dict[str, frozenset[str]] = {}  # fields a stored event must carry, per topic
         for spec in event_types:
             if spec.topic in self._by_topic:
                 raise ValueError(f"topic {spec.topic!r} is registered twice")
@@ -63,6 +64,9 @@ class EventCodec:
             self._by_topic[spec.topic] = spec
             self._by_class[spec.cls] = spec
             self._decoders[spec.topic] = _field_decoders(spec.cls)
+            self._required[spec.topic] = frozenset(
+                self._decoders[spec.topic].keys() - set(_ENVELOPE) - _optional_fields(spec.cls)
+            )
 
     @property
     def topics(self) -> list[str]:
@@ -122,8 +126,9 @@ class EventCodec:
                 state[name] = decoder(value)
             except (TypeError, ValueError, KeyError, InvalidOperation) as error:
                 raise TranscodingError(f"{spec.topic}.{name}: {error}") from error
-        missing = decoders.keys() - state.keys() - set(_ENVELOPE) - _optional_fields(spec.cls)
-        if missing:
+        required = self._required[spec.topic]
+        if not required <= state.keys():
+            missing = required - state.keys()
             raise TranscodingError(f"{spec.topic}: missing field(s) {sorted(missing)}")
         state["originator_id"] = stream_id
         state["originator_version"] = version
