@@ -10,6 +10,7 @@ charge, customer or refund: Stripe answers a repeated key with the first answer.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -134,6 +135,8 @@ class StripeGateway:
         )
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
+        # The SDK logs every request at INFO; our metrics and our own logs say what matters.
+        logging.getLogger("stripe").setLevel(logging.WARNING)
 
     async def close(self) -> None:
         await self._http.close_async()  # type: ignore[no-untyped-call]

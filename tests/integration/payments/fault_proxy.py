@@ -39,6 +39,7 @@ class Logged:
     idempotency_key: str | None
     body: bytes
     answer: str  # forwarded, replayed, 429, 429-retry, 429-no-retry, 500, dropped-before, dropped-after
+    reached_upstream: bool = False  # localstripe saw this request (a PaymentIntent created, say)
 
 
 @dataclass
@@ -110,6 +111,7 @@ class FaultProxy:
                 status, payload, content_type = self._answers[key]
             else:
                 status, payload, content_type = await self._forward(request, body)
+                entry.reached_upstream = True
                 if key is not None and status < 500:
                     self._answers[key] = (status, payload, content_type)
                 if self.after_forward is not None:
