@@ -44,7 +44,7 @@ async def rebuild(
     database_url: str,
     codec: EventCodec,
     *,
-    batch_size: int = 2000,
+    batch_size: int = 5000,
     retire_after: float = 5.0,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> RebuildReport:
@@ -60,16 +60,26 @@ async def rebuild(
         tail = LogTail(pool, codec, target.projector.topics, batch_size)
         generation = await target.start_rebuild()
         position = applied = 0
-        while True:
-            batch = await tail.read(position)
-            if batch.checked_to <= position:
-                break
-            if not await target.apply(generation, batch.events, position, batch.checked_to, rebuilding=True):
+        batch = await tail.read(position)
+        while batch.checked_to > position:
+            # Read the next batch while this one is applied: Postgres produces rows on one core while this
+            # process decodes and applies on the other.
+            upcoming = asyncio.create_task(tail.read(batch.checked_to))
+            try:
+                applied_now = await target.apply(
+                    generation, batch.events, position, batch.checked_to, rebuilding=True
+                )
+            except BaseException:
+                upcoming.cancel()
+                raise
+            if not applied_now:
+                upcoming.cancel()
                 raise RebuildError(f"{target.name}: generation {generation} was taken over by another")
             position = batch.checked_to
             applied += len(batch.events)
             if on_progress is not None:
                 on_progress(position, applied)
+            batch = await upcoming
         replaced = await target.activate(generation)
         seconds = time.perf_counter() - started
         await asyncio.sleep(retire_after)
