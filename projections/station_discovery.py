@@ -282,11 +282,6 @@ class _Batch:
         tariff = None if station.tariff_id is None else self.tariffs.get(station.tariff_id)
         company = None if station.company_id is None else self.companies.get(station.company_id)
         rendered = model.render(station, tariff, company)
-        if rendered.geo is not None:
-            longitude, latitude = rendered.geo
-            tx.geoadd(key(keys.GEO), (longitude, latitude, station_id))
-        else:
-            tx.zrem(key(keys.GEO), station_id)
         if rendered.card is not None:
             tx.hset(key(keys.CARDS), station_id, rendered.card)
         else:
@@ -300,11 +295,17 @@ class _Batch:
         gone = [key(keys.evse(uid)) for uid in station.rendered_uids if uid not in rendered.evses]
         if gone:
             tx.delete(*gone)
-        for facet_key, score in rendered.facets.items():
-            tx.zadd(key(facet_key), {station_id: score})
-        for facet_key in station.rendered_facets:
-            if facet_key not in rendered.facets:
-                tx.zrem(key(facet_key), station_id)
+        # A station is in the GEO set and the power sorted set of every facet it fits (see station_keys);
+        # it fits none when it has no place in the GEO index.
+        if rendered.geo is not None:
+            longitude, latitude = rendered.geo
+            for facet, power in rendered.facets.items():
+                tx.geoadd(key(keys.geo(facet)), (longitude, latitude, station_id))
+                tx.zadd(key(keys.match(facet)), {station_id: power})
+        for facet in station.rendered_facets:
+            if facet not in rendered.facets:
+                tx.zrem(key(keys.geo(facet)), station_id)
+                tx.zrem(key(keys.match(facet)), station_id)
         station.rendered_uids = sorted(rendered.evses)
         station.rendered_facets = sorted(rendered.facets)
         tx.set(key(keys.station_state(station_id)), model.dump_station(station))

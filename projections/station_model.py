@@ -452,9 +452,9 @@ class Rendered:
 
     doc: bytes | None = None
     card: bytes | None = None
-    geo: tuple[float, float] | None = None  # (longitude, latitude) when it belongs in the GEO index
+    geo: tuple[float, float] | None = None  # (longitude, latitude) when it belongs in the GEO sets
     evses: Mapping[str, bytes] = field(default_factory=dict)
-    facets: Mapping[str, int] = field(default_factory=dict)  # match key -> highest power (W)
+    facets: Mapping[str, int] = field(default_factory=dict)  # facet -> highest power (W) of its connectors
 
 
 def is_visible(station: StationState, company: CompanyState | None) -> bool:
@@ -549,13 +549,12 @@ def render(station: StationState, tariff: TariffState | None, company: CompanySt
                 max_power = max(max_power, connector.max_power_w)
                 for family in families:
                     for facet_name in (
-                        keys.facet(),
-                        keys.facet(standard=connector.standard),
-                        keys.facet(power_type=connector.power_type),
-                        keys.facet(connector.standard, connector.power_type),
+                        keys.facet(family),
+                        keys.facet(family, standard=connector.standard),
+                        keys.facet(family, power_type=connector.power_type),
+                        keys.facet(family, connector.standard, connector.power_type),
                     ):
-                        key = keys.match(family, facet_name)
-                        facets[key] = max(facets.get(key, 0), connector.max_power_w)
+                        facets[facet_name] = max(facets.get(facet_name, 0), connector.max_power_w)
     available = sum(1 for evse in evses if evse["status"] == AVAILABLE)
     document = {**summary, "publish": True, "evses": evses, "lastUpdated": updated}
     card = {

@@ -112,15 +112,23 @@ def _limit_rate(request: web.Request) -> None:
 # --------------------------------------------------------------------------- handlers
 
 
+async def _read_your_writes(request: web.Request) -> None:
+    """Wait (briefly) for the `minPosition` the client names, if any.
+
+    The position an answer reports is read together with its data (see station_queries), so without a
+    `minPosition` there is nothing to wait for and no extra round trip to make.
+    """
+    if "minPosition" in request.query:
+        await request.app[FRESHNESS].wait(request, keys.NAME)
+
+
 async def nearby_stations(request: web.Request) -> web.StreamResponse:
     _limit_rate(request)
     query = parse_nearby(request.query)
-    position = await request.app[FRESHNESS].wait(request, keys.NAME)
-    hits = await request.app[STATION_QUERIES].nearby(query)
-    # The cards are stored as JSON; each gets its distance spliced in rather than decoded and re-encoded.
-    items = b",".join(b'{"distanceM":%d,%s' % (round(hit.distance_m), hit.card[1:]) for hit in hits)
+    await _read_your_writes(request)
+    position, stations = await request.app[STATION_QUERIES].nearby(query)
     return web.Response(
-        body=b'{"stations":[' + items + b"]}",
+        body=b'{"stations":' + stations + b"}",
         content_type="application/json",
         headers={POSITION_HEADER: str(position), "Cache-Control": "no-cache"},
     )
@@ -129,8 +137,8 @@ async def nearby_stations(request: web.Request) -> web.StreamResponse:
 async def get_station(request: web.Request) -> web.StreamResponse:
     _limit_rate(request)
     station_id = request.match_info["id"].lower()
-    position = await request.app[FRESHNESS].wait(request, keys.NAME)
-    document = await request.app[STATION_QUERIES].station(station_id)
+    await _read_your_writes(request)
+    position, document = await request.app[STATION_QUERIES].station(station_id)
     if document is None:
         return _not_found("Unknown station", f"No published station {station_id}.", "id", position)
     return _cacheable(request, document, position)
@@ -139,8 +147,8 @@ async def get_station(request: web.Request) -> web.StreamResponse:
 async def get_evse(request: web.Request) -> web.StreamResponse:
     _limit_rate(request)
     uid = request.match_info["evseUid"].lower()
-    position = await request.app[FRESHNESS].wait(request, keys.NAME)
-    document = await request.app[STATION_QUERIES].evse(uid)
+    await _read_your_writes(request)
+    position, document = await request.app[STATION_QUERIES].evse(uid)
     if document is None:
         return _not_found("Unknown EVSE", f"No EVSE {uid} at a published station.", "evseUid", position)
     return _cacheable(request, document, position)

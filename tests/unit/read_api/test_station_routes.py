@@ -38,17 +38,14 @@ def test_a_full_query_parses() -> None:
     assert (query.latitude, query.longitude, query.radius_m) == (52.09, 5.12, 2500.0)
     assert query.standards == ("IEC_62196_T2_COMBO", "CHADEMO")
     assert (query.power_type, query.min_power_w, query.available_only, query.limit) == ("DC", 50_000, True, 7)
-    assert query.facet_keys() == [
-        "match:available:std:IEC_62196_T2_COMBO:pt:DC",
-        "match:available:std:CHADEMO:pt:DC",
-    ]
+    assert query.facets() == ["available:std:IEC_62196_T2_COMBO:pt:DC", "available:std:CHADEMO:pt:DC"]
 
 
 def test_defaults_are_a_five_km_radius_twenty_results_and_no_filter() -> None:
     query = parse_nearby(MultiDict([("lat", "0"), ("lon", "0")]))
 
-    assert (query.radius_m, query.limit, query.filtered) == (5000.0, 20, False)
-    assert query.facet_keys() == ["match:all:any"]
+    assert (query.radius_m, query.limit, query.min_power_w) == (5000.0, 20, 0)
+    assert query.facets() == ["all:any"]
 
 
 @pytest.mark.parametrize(
