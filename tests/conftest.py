@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from csms.connectivity import DependencyUnavailable, wait_for_servers
 from csms.embedded import resolve_database, resolve_redis
+from csms.localstripe import free_loopback_port, running_localstripe
 from csms.migrations import migrate
 from csms.settings import Settings
 
@@ -141,3 +142,10 @@ async def redis(redis_url: str, redis_key_prefix: str) -> AsyncIterator[Redis]:
 
 def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+@pytest.fixture(scope="session")
+def localstripe_url() -> Iterator[str]:
+    """localstripe (a Stripe-compatible server) for the run: a subprocess on a free loopback port."""
+    with running_localstripe(free_loopback_port()) as url:
+        yield url

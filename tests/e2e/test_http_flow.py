@@ -1,5 +1,6 @@
 """The whole flow over HTTP, as the README tells it: admin, company, operator, station, tariff, charger,
-driver, then a session started and stopped through the API on a simulated charger (both OCPP versions).
+driver, card, then a session started, stopped and paid through the API on a simulated charger (both OCPP
+versions), against localstripe.
 
 Every response is checked against the OpenAPI document the write API serves.
 """
@@ -19,9 +20,11 @@ import jsonschema
 import pytest
 
 from csms.eventstore import EventStore, create_pool
+from csms.localstripe import LOCALSTRIPE_SECRET_KEY
 from loadtests.simulator.config import ChargerConfig
 from loadtests.simulator.fleet import Fleet
 from tests.e2e.processes import free_port, role_process
+from tests.integration.payments.world import GOOD_CARD, tokenize
 
 _PASSWORD = "correct horse battery staple"
 
@@ -70,12 +73,17 @@ class Api:
 
 @contextlib.asynccontextmanager
 async def _system(
-    database_url: str, redis_url: str, prefix: str, data_dir: str
+    database_url: str, redis_url: str, prefix: str, data_dir: str, stripe_url: str
 ) -> AsyncIterator[tuple[str, str]]:
     ocpp_port, api_port = free_port(), free_port()
     async with role_process(
         "gateway",
         "write-api",
+        "billing",
+        STRIPE_API_KEY=LOCALSTRIPE_SECRET_KEY,
+        CSMS_STRIPE_API_BASE=stripe_url,
+        STRIPE_WEBHOOK_SECRET="whsec_e2e",
+        CSMS_BILLING_PORT=str(free_port()),
         CSMS_DATABASE_URL=database_url,
         CSMS_REDIS_URL=redis_url,
         CSMS_REDIS_KEY_PREFIX=prefix,
@@ -114,7 +122,12 @@ async def _wait_for(store: EventStore, stream: uuid.UUID, topic: str) -> None:
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_the_readme_flow_over_http(
-    database_url: str, redis_url: str, redis_key_prefix: str, tmp_path: Any, version: str
+    database_url: str,
+    redis_url: str,
+    redis_key_prefix: str,
+    tmp_path: Any,
+    version: str,
+    localstripe_url: str,
 ) -> None:
     run = uuid.uuid4().hex[:8]
     admin_email, operator_email, driver_email = (
@@ -128,7 +141,7 @@ async def test_the_readme_flow_over_http(
     fleet_task: asyncio.Task[Any] | None = None
     try:
         async with (
-            _system(database_url, redis_url, redis_key_prefix, data_dir) as (base, ocpp_url),
+            _system(database_url, redis_url, redis_key_prefix, data_dir, localstripe_url) as (base, ocpp_url),
             aiohttp.ClientSession() as http,
         ):
             api = Api(http, base)
@@ -176,7 +189,15 @@ async def test_the_readme_flow_over_http(
                     "name": "Standard",
                     "currency": "EUR",
                     "vatPercent": "21",
-                    "elements": [{"priceComponents": [{"type": "ENERGY", "price": "0.40"}]}],
+                    # A start fee, so even these few seconds of charging cost something to pay.
+                    "elements": [
+                        {
+                            "priceComponents": [
+                                {"type": "ENERGY", "price": "0.40"},
+                                {"type": "FLAT", "price": "0.50"},
+                            ]
+                        }
+                    ],
                 },
             )
             assert status == 201, tariff
@@ -218,6 +239,23 @@ async def test_the_readme_flow_over_http(
             )
             assert status == 201, registered
             await _login(api, driver_email)
+
+            # No card yet: a clear 402, not a session.
+            status, refused = await api.call(
+                "POST", "/sessions/start", "/sessions/start", {"chargerId": charge_point_id}
+            )
+            assert status == 402, refused
+            assert refused["type"].endswith("payment-method-required")
+
+            # The app tokenizes the card with the publishable key and sends us only its id.
+            method_id = await tokenize(http, localstripe_url, GOOD_CARD)
+            status, methods = await api.call(
+                "POST", "/me/payment-methods", "/me/payment-methods", {"paymentMethodId": method_id}
+            )
+            assert status == 201, methods
+            assert methods["defaultPaymentMethodId"] == method_id
+            assert methods["paymentMethods"][0]["last4"] == "4242"
+
             async with asyncio.timeout(20):
                 while True:  # until the charger has booted and reported its connector
                     key = str(uuid.uuid4())
@@ -232,7 +270,7 @@ async def test_the_readme_flow_over_http(
                         break
                     assert status in (409, 503), started
                     await asyncio.sleep(0.2)
-            assert started["status"] == "ACCEPTED"
+            assert started["status"] in ("ACCEPTED", "STARTED")  # the charger may report the start first
             session_id = uuid.UUID(started["sessionId"])
 
             # The same request again with the same key: the first answer, not a second session.
@@ -260,6 +298,14 @@ async def test_the_readme_flow_over_http(
             )
             assert status == 200, stopped
             await _wait_for(store, session_id, "ChargingSession.Priced")
+            # Billing charges the card for the priced total.
+            await _wait_for(store, session_id, "ChargingSession.PaymentSucceeded")
+            [paid] = [e for e in await store.read_stream(session_id) if e.topic.endswith("PaymentSucceeded")]
+            [priced] = [e for e in await store.read_stream(session_id) if e.topic.endswith("Priced")]
+            assert paid.data["amount"] == {
+                "amount": priced.data["breakdown"]["total_incl_vat"],
+                "currency": "EUR",
+            }
 
             # The operator commands the charger through the API; the answer is the charger's.
             await _login(api, operator_email)

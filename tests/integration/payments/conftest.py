@@ -1,19 +1,12 @@
-"""localstripe for the payment tests: one subprocess per test run on a free loopback port, state in memory."""
+"""The fault-injecting proxy in front of the run's localstripe (see tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
-from csms.localstripe import free_loopback_port, running_localstripe
 from tests.integration.payments.fault_proxy import FaultProxy
-
-
-@pytest.fixture(scope="session")
-def localstripe_url() -> Iterator[str]:
-    with running_localstripe(free_loopback_port()) as url:
-        yield url
 
 
 @pytest.fixture
