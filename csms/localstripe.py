@@ -63,7 +63,7 @@ async def _publishable_key_may_create_payment_methods(
 
 
 def _keep_store_in(path: Path | None) -> None:
-    from localstripe import resources  # type: ignore[import-untyped]
+    from localstripe import resources
 
     def dump(store: Any) -> None:
         if path is not None:
