@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from csms.eventstore.errors import EventStoreError
 from csms.eventstore.recorder import Commit, Outcome, Submission, write_batch
 from csms.eventstore.records import AppendResult, NewEvent
 
+_log = logging.getLogger(__name__)
+
 BatchObserver = Callable[[int, int, float], None]
 """Called after each committed batch with (submissions, events, seconds): the metrics hook."""
 
@@ -23,6 +26,7 @@ BatchObserver = Callable[[int, int, float], None]
 class _Pending:
     commit: Commit
     size: int
+    streams: frozenset[UUID]
     future: asyncio.Future[list[AppendResult]] = field(repr=False)
 
 
@@ -30,13 +34,21 @@ class GroupCommitAppender:
     """Batches appends from many concurrent callers into single transactions.
 
     Each `append` waits until its own events are committed (durable) or rejected. Appends that arrive
-    while a batch is being committed go together in the next one; after an idle spell the first one
+    while batches are being committed go together in the next one; after an idle spell the first one
     waits (at most `window_seconds`, or until `max_batch` events wait) while others keep joining it.
     A stale expected version fails only its own caller: the recorder leaves that submission out.
 
-    The writer keeps one pooled connection while appends keep coming and gives it back after
+    Up to `max_in_flight` batches are sent at once, each on its own connection. They still commit one
+    at a time, in the order Postgres grants them the table lock, but the next one is already waiting at
+    the lock when the previous one commits instead of setting out only after its reply came back: the
+    round trip to the server and back to a busy event loop is no longer paid between two commits. Batches
+    in flight together never share a stream, so appends to one stream commit in the order they were made
+    (an append waits while an earlier one to its stream is in flight); appends to different streams that
+    were in flight together were concurrent, and commit in either order.
+
+    The writer keeps its pooled connections while appends keep coming and gives them back after
     `idle_release_seconds` without any: borrowing one per batch would put the pool's reset query (a round
-    trip) between every commit and the next.
+    trip) on every batch's way.
     """
 
     def __init__(
@@ -46,11 +58,18 @@ class GroupCommitAppender:
         window_seconds: float = 0.002,
         max_batch: int = 500,
         on_batch: BatchObserver | None = None,
+        max_in_flight: int = 2,
         idle_release_seconds: float = 1.0,
     ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
         self._pool = pool
+        self._max_in_flight = max_in_flight
         self._idle_release = idle_release_seconds
-        self._connection: PoolConnectionProxy | None = None
+        self._in_flight: dict[asyncio.Task[None], frozenset[UUID]] = {}
+        """Batches being committed, with their streams."""
+        self._spare: list[PoolConnectionProxy] = []
+        """Connections kept between batches."""
         self._window = window_seconds
         self._max_batch = max_batch
         self._on_batch = on_batch
@@ -80,7 +99,8 @@ class GroupCommitAppender:
         if self._writer is None:
             self._writer = asyncio.create_task(self._run(), name="event-store-group-commit")
         future: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(tuple(submissions), size, future))
+        streams = frozenset(s.stream_id for s in submissions)
+        self._queue.append(_Pending(tuple(submissions), size, streams, future))
         self._queued_events += size
         self._wakeup.set()
         return await future
@@ -100,17 +120,32 @@ class GroupCommitAppender:
                         return
                     self._wakeup.clear()
                     if not await self._woken_within(self._idle_release):
-                        await self._release()
+                        await self._release_spare()
                         await self._wakeup.wait()
                     await self._gather_company()
                     continue
-                batch = self._take_batch()
-                await self._commit(batch)
+                if len(self._in_flight) < self._max_in_flight:
+                    batch = self._take_batch()
+                    if batch:
+                        task = asyncio.create_task(self._commit(batch))
+                        self._in_flight[task] = frozenset().union(*(p.streams for p in batch))
+                        task.add_done_callback(self._finished)
+                        continue
+                # No free slot, or the next append's stream is in a batch in flight: wait for one to end.
+                await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            await self._release()
+            if self._in_flight:
+                await asyncio.wait(self._in_flight)
+            await self._release_spare()
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        del self._in_flight[task]
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # Its callers have their answer (the error); the writer goes on with the next batches.
+            _log.error("group commit failed", exc_info=error)
 
     async def _woken_within(self, seconds: float) -> bool:
-        if self._connection is None:
+        if not self._spare:
             await self._wakeup.wait()
             return True
         try:
@@ -136,10 +171,15 @@ class GroupCommitAppender:
             await asyncio.sleep(0)
 
     def _take_batch(self) -> list[_Pending]:
+        """The appends at the head of the queue, up to `max_batch` events and up to the first one whose
+        stream is in a batch in flight (none at all if it is the very first)."""
+        busy = frozenset().union(*self._in_flight.values())
         batch: list[_Pending] = []
         events = 0
         # Always take at least one submission, even one larger than max_batch.
         while self._queue and (not batch or events + self._queue[0].size <= self._max_batch):
+            if busy and not busy.isdisjoint(self._queue[0].streams):
+                break
             pending = self._queue.popleft()
             events += pending.size
             batch.append(pending)
@@ -176,21 +216,22 @@ class GroupCommitAppender:
             self._on_batch(len(batch), events, loop.time() - started)
 
     async def _write(self, commits: list[Commit]) -> list[Outcome]:
-        if self._connection is None:
-            self._connection = await self._pool.acquire()
+        connection = self._spare.pop() if self._spare else await self._pool.acquire()
         try:
-            return await write_batch(self._connection, commits)
+            outcomes = await write_batch(connection, commits)
         except asyncpg.PostgresError:
-            raise  # the server refused the statement and rolled it back; the connection is fine
+            self._spare.append(connection)  # the server refused the statement and rolled it back
+            raise
         except BaseException:
             # Broken, or interrupted half-way through a statement: never reuse it (the pool replaces it).
-            await self._release()
-            raise
-
-    async def _release(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
             await self._pool.release(connection)
+            raise
+        self._spare.append(connection)
+        return outcomes
+
+    async def _release_spare(self) -> None:
+        while self._spare:
+            await self._pool.release(self._spare.pop())
 
 
 def _settle(future: asyncio.Future[list[AppendResult]], outcome: Outcome | BaseException) -> None:

@@ -208,3 +208,35 @@ async def test_one_batch_undoes_a_stale_commit_and_numbers_the_rest_without_gaps
         (start + 4, a, 3),
         (start + 5, b, 2),
     ]
+
+
+async def test_an_append_waits_while_an_earlier_one_to_its_stream_is_in_flight(
+    store_pool: asyncpg.Pool, database_url: str
+) -> None:
+    """Two batches may be in flight at once, but never two to one stream: those commit in order."""
+    store = EventStore(store_pool, database_url)
+    stream = uuid.uuid4()
+
+    async def waiting_at_the_lock() -> int:
+        value = await store_pool.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE relation = 'events'::regclass AND NOT granted"
+        )
+        return int(value)
+
+    try:
+        async with store_pool.acquire() as blocker, blocker.transaction():
+            await blocker.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+            first = asyncio.create_task(store.append(stream, 0, [new_event(1)]))
+            await asyncio.sleep(0.2)  # sent alone, not batched with the next one
+            second = asyncio.create_task(store.append(stream, 1, [new_event(2)]))
+            await asyncio.sleep(0.2)
+            # The first batch waits at the lock; a second slot is free, but the append to the same stream
+            # stays queued until the first commits.
+            assert await waiting_at_the_lock() == 1
+        results = await asyncio.gather(first, second)
+        assert [(r.version, r.position) for r in results] == [
+            (1, results[0].position),
+            (2, results[0].position + 1),
+        ]
+    finally:
+        await store.close()
