@@ -42,6 +42,9 @@ PAYMENT_NONE = "none"
 PAYMENT_PENDING = "pending"
 PAYMENT_SUCCEEDED = "succeeded"
 PAYMENT_FAILED = "failed"
+PAYMENT_NOT_REQUIRED = "not_required"  # the session cost nothing
+PAYMENT_REFUNDED = "refunded"  # everything paid was given back
+PAYMENT_PARTIALLY_REFUNDED = "partially_refunded"
 
 FINAL_STATUSES = frozenset(
     {
@@ -94,9 +97,12 @@ _DDL = (
         total_incl_vat          numeric,                -- what the driver pays
         price_breakdown         jsonb,                  -- priced lines: dimension, quantity, unit price
         priced_at               timestamptz,
-        payment_status          text        NOT NULL,   -- none | pending | succeeded | failed
+        payment_status          text        NOT NULL,   -- none | pending | succeeded | failed | not_required
+                                                        -- | refunded | partially_refunded
         payment_intent_id       text,
         amount_paid             numeric,
+        amount_refunded         numeric,
+        dispute_status          text,                   -- NULL | open | the provider's outcome (won, lost)
         paid_at                 timestamptz,
         payment_failure_code    text,
         payment_failure_message text,
@@ -154,6 +160,8 @@ class _Row:
     payment_status: str = PAYMENT_NONE
     payment_intent_id: str | None = None
     amount_paid: Decimal | None = None
+    amount_refunded: Decimal | None = None
+    dispute_status: str | None = None
     paid_at: datetime | None = None
     payment_failure_code: str | None = None
     payment_failure_message: str | None = None
@@ -201,6 +209,8 @@ _ARRAY_TYPES = {
     "payment_status": "text[]",
     "payment_intent_id": "text[]",
     "amount_paid": "numeric[]",
+    "amount_refunded": "numeric[]",
+    "dispute_status": "text[]",
     "paid_at": "timestamptz[]",
     "payment_failure_code": "text[]",
     "payment_failure_message": "text[]",
@@ -293,6 +303,10 @@ class SessionHistoryProjector:
             "Priced",
             "PaymentSucceeded",
             "PaymentFailed",
+            "PaymentNotRequired",
+            "Refunded",
+            "DisputeOpened",
+            "DisputeClosed",
         )
     )
 
@@ -445,6 +459,22 @@ class _Fold:
             row.payment_intent_id = event.payment_intent_id
             row.payment_failure_code = event.reason_code
             row.payment_failure_message = event.message
+        elif topic == "ChargingSession.PaymentNotRequired":
+            row.status = SessionStatus.PAID.value
+            row.payment_status = PAYMENT_NOT_REQUIRED
+            row.amount_paid = Decimal(0)
+            row.paid_at = event.timestamp
+        elif topic == "ChargingSession.Refunded":
+            # The domain records each provider refund once (by its id), so each event adds its amount once.
+            row.amount_refunded = (row.amount_refunded or Decimal(0)) + event.amount.amount
+            paid = row.amount_paid or Decimal(0)
+            row.payment_status = (
+                PAYMENT_REFUNDED if row.amount_refunded >= paid else PAYMENT_PARTIALLY_REFUNDED
+            )
+        elif topic == "ChargingSession.DisputeOpened":
+            row.dispute_status = "open"
+        elif topic == "ChargingSession.DisputeClosed":
+            row.dispute_status = event.outcome
         else:
             return
         if row.meter_start_wh is not None and row.meter_latest_wh is not None:

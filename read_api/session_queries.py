@@ -28,7 +28,8 @@ _BASE_COLUMNS = """
     session_id, driver_id, company_id, station_id, charger_id, evse_id, connector_id, origin, status,
     created_at, requested_at, started_at, stopped_at, meter_start_wh, meter_latest_wh, energy_wh, power_w,
     soc_percent, measured_at, energy_changed_at, time_zone, currency, vat_percent, total_excl_vat,
-    vat_amount, total_incl_vat, priced_at, payment_status, paid_at, amount_paid, stop_reason, position
+    vat_amount, total_incl_vat, priced_at, payment_status, paid_at, amount_paid, amount_refunded,
+    dispute_status, stop_reason, position
 """
 # The tariff snapshot prices a live session's cost so far (projections.session_cost); finished ones have
 # their totals, so their snapshot stays in the database.

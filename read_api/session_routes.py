@@ -22,7 +22,18 @@ from csms.identity.roles import Role
 from csms.web.bearer import authenticate, require_role
 from csms.web.problems import FieldError, problem_error, problem_type
 from projections.session_cost import cost_so_far
-from projections.session_history import FINAL_STATUSES, NAME, PRICED_STATUSES
+from projections.session_history import (
+    FINAL_STATUSES,
+    NAME,
+    PAYMENT_FAILED,
+    PAYMENT_NONE,
+    PAYMENT_NOT_REQUIRED,
+    PAYMENT_PARTIALLY_REFUNDED,
+    PAYMENT_PENDING,
+    PAYMENT_REFUNDED,
+    PAYMENT_SUCCEEDED,
+    PRICED_STATUSES,
+)
 from read_api import session_queries
 from read_api.context import FRESHNESS, POOL
 from read_api.freshness import POSITION_HEADER
@@ -222,6 +233,8 @@ def receipt_document(row: asyncpg.Record) -> dict[str, Any]:
         "pricedAt": row["priced_at"],
         "paidAt": row["paid_at"],
         "amountPaid": None if row["amount_paid"] is None else _amount(row["amount_paid"]),
+        "amountRefunded": None if row["amount_refunded"] is None else _amount(row["amount_refunded"]),
+        "disputeStatus": row["dispute_status"],
     }
 
 
@@ -350,7 +363,18 @@ _DATE_TIME = {"type": "string", "format": "date-time"}
 _NULLABLE_DATE_TIME = _nullable(_DATE_TIME)
 _NULLABLE_INTEGER = {"type": ["integer", "null"]}
 _NULLABLE_STRING = {"type": ["string", "null"]}
-_PAYMENT_STATUS = {"type": "string", "enum": ["none", "pending", "succeeded", "failed"]}
+_PAYMENT_STATUS = {
+    "type": "string",
+    "enum": [
+        PAYMENT_NONE,
+        PAYMENT_PENDING,
+        PAYMENT_SUCCEEDED,
+        PAYMENT_FAILED,
+        PAYMENT_NOT_REQUIRED,
+        PAYMENT_REFUNDED,
+        PAYMENT_PARTIALLY_REFUNDED,
+    ],
+}
 _STATUS = {"type": "string", "enum": [status.value for status in SessionStatus]}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -497,6 +521,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "pricedAt": _DATE_TIME,
             "paidAt": _NULLABLE_DATE_TIME,
             "amountPaid": _nullable(_DECIMAL),
+            "amountRefunded": _nullable(_DECIMAL),
+            "disputeStatus": {
+                "type": ["string", "null"],
+                "description": "open while the driver's bank disputes the charge, then its outcome",
+            },
         },
     },
 }

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from csms.domain import ChargingSession, IdToken, IdTokenType, MeterReading
+from csms.domain.money import Money
 from csms.eventstore import EventStore
 from csms.eventstore.recorder import Connection, head_position
 from csms.eventstore.subscription import HeadWatcher
@@ -29,6 +30,7 @@ from tests.integration.projections.session_scenarios import (
     TIME_ZONE,
     Sessions,
     catch_up,
+    energy_tariff,
     event_store,
     events_of,
     session_target,
@@ -277,3 +279,35 @@ async def _drop(pool: asyncpg.Pool, target: PostgresTarget, generation: int) -> 
         await connection.execute(f"DROP TABLE IF EXISTS {target.name}__g{generation}")
         await connection.execute("DELETE FROM projections WHERE name = $1", target.name)
         await connection.execute("DELETE FROM tracking WHERE consumer LIKE $1", f"projection:{target.name}:%")
+
+
+async def test_payment_outcomes_refunds_and_disputes_show_on_the_row(store: EventStore) -> None:
+    sessions = Sessions(store)
+    refunded = await sessions.full(uuid.uuid4())
+    partly = await sessions.full(uuid.uuid4())
+    free_sessions = Sessions(store)
+    free_sessions.tariff = energy_tariff(free_sessions.company_id, per_kwh="0", per_hour="0")
+    free = free_sessions.started(uuid.uuid4())
+    free_sessions.stop_and_price(free, 5, 2_000)
+    assert refunded.breakdown is not None
+    assert free.breakdown is not None
+    assert free.breakdown.total.amount == 0
+    at = T0 + timedelta(hours=1)
+    free.settle_without_payment(at)
+    refunded.record_refund("re_all", refunded.breakdown.total, at)
+    refunded.open_dispute("dp_1", refunded.breakdown.total, "fraudulent", at)
+    refunded.close_dispute("dp_1", "won", at)
+    tenth = Money(Decimal("0.10"), refunded.breakdown.total.currency)
+    partly.record_refund("re_part", tenth, at)
+    partly.record_refund("re_part", tenth, at)  # the provider reports it twice: one refund
+    await sessions.save(free, refunded, partly)
+    await catch_up(session_target(store.pool), store.pool)
+    found = await rows(store.pool, "session_history", {free.id, refunded.id, partly.id})
+
+    assert (found[free.id]["status"], found[free.id]["payment_status"]) == ("PAID", "not_required")
+    assert found[free.id]["amount_paid"] == 0
+    assert found[refunded.id]["payment_status"] == "refunded"
+    assert found[refunded.id]["amount_refunded"] == refunded.breakdown.total.amount
+    assert found[refunded.id]["dispute_status"] == "won"
+    assert found[partly.id]["payment_status"] == "partially_refunded"
+    assert found[partly.id]["amount_refunded"] == Decimal("0.10")
