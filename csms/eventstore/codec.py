@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import sys
+import textwrap
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -239,27 +240,57 @@ def _decoder_for_class(cls: type[Any]) -> Decoder:
     if cls is UUID:
         return UUID
     if dataclasses.is_dataclass(cls):
-        hints = typing.get_type_hints(cls)
-        fields = {f.name: decoder_for(hints[f.name]) for f in dataclasses.fields(cls) if f.init}
-
-        def decode_dataclass(v: Mapping[str, Any]) -> Any:
-            # Like events, stored value objects are facts: rebuild them without re-running today's
-            # validation (`__post_init__`), which may be stricter than the rules they were made under.
-            obj = object.__new__(cls)
-            for name, raw in v.items():
-                decoder = fields.get(name)
-                if decoder is None:
-                    raise ValueError(f"unexpected field {name!r} in {cls.__qualname__}")
-                object.__setattr__(obj, name, decoder(raw))
-            missing = fields.keys() - v.keys()
-            if missing:
-                raise ValueError(f"missing field(s) {sorted(missing)} in {cls.__qualname__}")
-            return obj
-
-        return decode_dataclass
+        return _dataclass_decoder(cls)
     if cls is type(None):
         return _identity
     raise TypeError(f"unsupported event field type {cls.__qualname__}")
+
+
+def _dataclass_decoder(cls: type[Any]) -> Decoder:
+    """A decoder for one value-object class, generated once: a straight run of attribute assignments.
+
+    Like events, stored value objects are facts: they are rebuilt without re-running today's validation
+    (`__post_init__`), which may be stricter than the rules they were made under. The generated function
+    handles the usual case (exactly the class's fields) without a loop or a set operation, which matters
+    because a meter-values event holds a tuple of them; anything else takes the checked path, which names
+    the unexpected or missing field.
+    """
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: decoder_for(hints[f.name]) for f in dataclasses.fields(cls) if f.init}
+    names = list(fields)
+    if not all(name.isidentifier() for name in names):
+        raise TypeError(f"unsupported field names in {cls.__qualname__}")
+
+    def checked(v: Mapping[str, Any]) -> Any:
+        obj = object.__new__(cls)
+        for name, raw in v.items():
+            decoder = fields.get(name)
+            if decoder is None:
+                raise ValueError(f"unexpected field {name!r} in {cls.__qualname__}")
+            object.__setattr__(obj, name, decoder(raw))
+        missing = fields.keys() - v.keys()
+        if missing:
+            raise ValueError(f"missing field(s) {sorted(missing)} in {cls.__qualname__}")
+        return obj
+
+    namespace: dict[str, Any] = {"_new": object.__new__, "_set": object.__setattr__, "_cls": cls}
+    namespace |= {f"_d{i}": fields[name] for i, name in enumerate(names)}
+    namespace["_checked"] = checked
+    body = "".join(f"    _set(obj, {name!r}, _d{i}(v[{name!r}]))\n" for i, name in enumerate(names))
+    source = (
+        "def decode(v):\n"
+        f"    if len(v) != {len(names)}:\n"
+        "        return _checked(v)\n"
+        "    obj = _new(_cls)\n"
+        "    try:\n"
+        f"{textwrap.indent(body, '    ')}"
+        "    except KeyError:\n"
+        "        return _checked(v)\n"
+        "    return obj\n"
+    )
+    exec(source, namespace)  # noqa: S102 (source built above from the class's own field names)
+    decode: Decoder = namespace["decode"]
+    return decode
 
 
 def _identity(value: Any) -> Any:

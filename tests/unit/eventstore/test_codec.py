@@ -158,3 +158,30 @@ def test_unregistered_event_classes_cannot_be_encoded() -> None:
     widget.paint(Colour.GREEN, datetime.now(UTC))
     with pytest.raises(UnknownTopicError, match="Painted"):
         codec.encode(widget.collect_events()[1])
+
+
+@pytest.mark.parametrize(
+    ("part", "message"),
+    [
+        ({"name": "bolt", "price": "0.30"}, r"missing field\(s\) \['made_at'\] in Part"),
+        ({"name": "bolt", "price": "0.30", "made_at": None, "colour": "Red"}, "unexpected field 'colour'"),
+        # As many fields as the class has, but one misnamed: the fast path must not take it.
+        ({"name": "bolt", "cost": "0.30", "made_at": None}, "unexpected field 'cost' in Part"),
+        ({"name": "bolt", "price": 0.3, "made_at": None}, "expected a decimal string"),
+    ],
+)
+def test_value_objects_that_do_not_match_their_class_are_reported(part: dict[str, Any], message: str) -> None:
+    data = {"owner": str(uuid.uuid4()), "colour": "Red", "parts": [part], "timestamp": AT.isoformat()}
+    with pytest.raises(TranscodingError, match=message):
+        CODEC.decode(_recorded("Widget.Made", data))
+
+
+def test_value_objects_decode_field_by_field() -> None:
+    data = {
+        "owner": str(uuid.uuid4()),
+        "colour": "Red",
+        "parts": [{"made_at": AT.isoformat(), "price": "1.25", "name": "nut"}],  # any order
+        "timestamp": AT.isoformat(),
+    }
+    made = CODEC.decode(_recorded("Widget.Made", data))
+    assert made.parts == (Part("nut", Decimal("1.25"), AT),)
