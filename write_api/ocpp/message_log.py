@@ -14,10 +14,10 @@ Key layout (every key starts with the deployment's key prefix):
   `retention_seconds` after its last write, so a decommissioned charger's log disappears.
 
 Entry ids are Redis's own (time of the write, not of the frame) and order the log; `at` is the frame's time.
-A flush is one script call for the whole batch (grouped by charger), not an XADD per frame: under load the
-gateway writes two frames per message, and per-command packing and reply parsing in the client cost more than
-Redis's own work. A batch whose write failed is written again whole, so after a Redis failure a few frames may
-appear twice.
+A flush is one script call for the whole batch, its frames in one JSON argument, not an XADD per frame: under
+load the gateway writes two frames per message, and redis-py's packing of every argument and parsing of every
+reply cost the gateway more than Redis's own work. A batch whose write failed is written again whole, so after
+a Redis failure a few frames may appear twice.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal, TypeAlias, cast
 
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -54,23 +55,20 @@ class LoggedFrame:
 
 _Buffered: TypeAlias = tuple[str, Direction, "str | bytes", datetime]
 
-# KEYS: the chargers' log streams. ARGV: max entries per charger, retention ms, then for each key in order the
-# number of its frames followed by (at, dir, raw) for each. Returns the number of frames written.
+# KEYS: the chargers' log streams. ARGV: max entries per charger, retention ms, and the frames as one JSON
+# array, four items per frame: the index of its key in KEYS, at, dir, raw. Returns the frames written.
 _APPEND = LuaScript(
     """
-local maxlen, retention, i, written = ARGV[1], ARGV[2], 3, 0
-for k = 1, #KEYS do
-  local count = tonumber(ARGV[i])
-  i = i + 1
-  for _ = 1, count do
-    redis.call('XADD', KEYS[k], 'MAXLEN', '~', maxlen, '*',
-               'at', ARGV[i], 'dir', ARGV[i + 1], 'raw', ARGV[i + 2])
-    i = i + 3
-  end
-  redis.call('PEXPIRE', KEYS[k], retention)
-  written = written + count
+local maxlen, retention = ARGV[1], ARGV[2]
+local frames = cjson.decode(ARGV[3])
+for i = 1, #frames, 4 do
+  redis.call('XADD', KEYS[frames[i]], 'MAXLEN', '~', maxlen, '*',
+             'at', frames[i + 1], 'dir', frames[i + 2], 'raw', frames[i + 3])
 end
-return written
+for k = 1, #KEYS do
+  redis.call('PEXPIRE', KEYS[k], retention)
+end
+return #frames / 4
 """
 )
 
@@ -167,22 +165,21 @@ class MessageLog:
             batch = [self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))]
             if not batch:
                 return
-            by_charger: dict[str, list[Any]] = {}
+            keys: dict[str, int] = {}
+            frames: list[Any] = []
             for charge_point_id, direction, raw, at in batch:
-                frames = by_charger.get(charge_point_id)
-                if frames is None:
-                    frames = by_charger[charge_point_id] = []
-                frames += (at.isoformat(), direction, raw)
-            keys = [self._key(charge_point_id) for charge_point_id in by_charger]
-            args: list[Any] = [self._max_per_charger, self._retention_ms]
-            for frames in by_charger.values():
-                args.append(len(frames) // 3)
-                args += frames
+                key = keys.get(charge_point_id)
+                if key is None:
+                    key = keys[charge_point_id] = len(keys) + 1
+                text = raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace")
+                frames += (key, at.isoformat(), direction, text)
+            names = [self._key(charge_point_id) for charge_point_id in keys]
+            args = (self._max_per_charger, self._retention_ms, _json_array(frames))
             try:
                 await run_pipeline(
                     self._redis,
                     [_APPEND],
-                    lambda pipe: pipe.evalsha(_APPEND.sha, len(keys), *keys, *args),
+                    lambda pipe: pipe.evalsha(_APPEND.sha, len(names), *names, *args),
                 )
             except BaseException:
                 # Cancelled or failed: the batch goes back in front, still the oldest, still bounded.
@@ -227,3 +224,13 @@ class MessageLog:
                     _log.info("OCPP message log: writing to Redis again")
                     self._failing = False
                 delay = self._flush_interval
+
+
+def _json_array(items: list[Any]) -> bytes:
+    try:
+        return orjson.dumps(items)
+    except orjson.JSONEncodeError:
+        # A lone surrogate cannot be encoded: log it replaced, as `read` would show it anyway.
+        return orjson.dumps(
+            [i.encode("utf-8", errors="replace").decode() if isinstance(i, str) else i for i in items]
+        )

@@ -97,6 +97,12 @@ def _scaled(value: Any, unit: str, multiplier: Any) -> int | None:
     scale = _SCALE.get(unit)
     if scale is None or isinstance(value, bool) or not isinstance(multiplier, int):
         return None
+    if multiplier == 0:
+        # The common case, a whole number (1.6 sends it as a string), without a round through Decimal.
+        if type(value) is int:
+            return value * scale
+        if type(value) is str and value.isascii() and value.isdigit():
+            return int(value) * scale
     try:
         number = Decimal(str(value))
     except InvalidOperation:

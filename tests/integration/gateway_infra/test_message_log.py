@@ -73,6 +73,21 @@ async def test_frames_are_read_back_newest_first_after_a_flush(redis: Redis, red
     assert await log.read(charger()) == []
 
 
+async def test_frames_keep_any_text_a_charger_sent(redis: Redis, redis_key_prefix: str) -> None:
+    """Frames travel to Redis inside one JSON argument: quotes, control characters and non-ASCII text come
+    back as they were; a lone surrogate (not UTF-8 at all) comes back replaced, as non-UTF-8 bytes do."""
+    log = MessageLog(redis, redis_key_prefix)
+    cp = charger()
+    odd = '[2,"1","DataTransfer",{"data":"\\"quoted\\" \\u0000 Grüße 充电 \U0001f50c\ttab"}]\n'
+    log.record(cp, "in", odd, T0)
+    log.record(cp, "in", "broken \ud800 half", T0)
+    log.record(cp, "in", b"bytes \xff not UTF-8", T0)
+
+    await log.flush()
+
+    assert [f.raw for f in reversed(await log.read(cp))] == [odd, "broken ? half", "bytes \ufffd not UTF-8"]
+
+
 async def test_the_background_task_writes_recorded_frames(redis: Redis, redis_key_prefix: str) -> None:
     log = MessageLog(redis, redis_key_prefix, flush_interval=0.01)
     cp = charger()
