@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from csms.eventstore.errors import EventStoreError
 from csms.eventstore.recorder import Commit, Outcome, Submission, write_batch
 from csms.eventstore.records import AppendResult, NewEvent
 
 _log = logging.getLogger(__name__)
+
+Connector = Callable[[], Awaitable[asyncpg.Connection]]
+"""Opens a connection for the writer (`csms.eventstore.connection.connect`)."""
 
 BatchObserver = Callable[[int, int, float], None]
 """Called after each committed batch with (submissions, events, seconds): the metrics hook."""
@@ -46,14 +48,15 @@ class GroupCommitAppender:
     (an append waits while an earlier one to its stream is in flight); appends to different streams that
     were in flight together were concurrent, and commit in either order.
 
-    The writer keeps its pooled connections while appends keep coming and gives them back after
-    `idle_release_seconds` without any: borrowing one per batch would put the pool's reset query (a round
-    trip) on every batch's way.
+    The writer has connections of its own, opened with `connect` as batches need them, kept while appends
+    keep coming and closed after `idle_release_seconds` without any. Borrowing one from the pool per batch
+    would put the pool's reset query (a round trip) on every batch's way, and keeping pooled ones would take
+    them from the readers (a fleet connecting at once reads every charger's stream through the pool).
     """
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        connect: Connector,
         *,
         window_seconds: float = 0.002,
         max_batch: int = 500,
@@ -63,12 +66,12 @@ class GroupCommitAppender:
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
-        self._pool = pool
+        self._connect = connect
         self._max_in_flight = max_in_flight
         self._idle_release = idle_release_seconds
         self._in_flight: dict[asyncio.Task[None], frozenset[UUID]] = {}
         """Batches being committed, with their streams."""
-        self._spare: list[PoolConnectionProxy] = []
+        self._spare: list[asyncpg.Connection] = []
         """Connections kept between batches."""
         self._window = window_seconds
         self._max_batch = max_batch
@@ -216,22 +219,25 @@ class GroupCommitAppender:
             self._on_batch(len(batch), events, loop.time() - started)
 
     async def _write(self, commits: list[Commit]) -> list[Outcome]:
-        connection = self._spare.pop() if self._spare else await self._pool.acquire()
+        connection = self._spare.pop() if self._spare else await self._connect()
         try:
             outcomes = await write_batch(connection, commits)
         except asyncpg.PostgresError:
             self._spare.append(connection)  # the server refused the statement and rolled it back
             raise
         except BaseException:
-            # Broken, or interrupted half-way through a statement: never reuse it (the pool replaces it).
-            await self._pool.release(connection)
+            connection.terminate()  # broken, or interrupted half-way through a statement: never reuse it
             raise
         self._spare.append(connection)
         return outcomes
 
     async def _release_spare(self) -> None:
         while self._spare:
-            await self._pool.release(self._spare.pop())
+            connection = self._spare.pop()
+            try:
+                await connection.close(timeout=5)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+                connection.terminate()
 
 
 def _settle(future: asyncio.Future[list[AppendResult]], outcome: Outcome | BaseException) -> None:

@@ -35,6 +35,17 @@ async def init_connection(connection: asyncpg.Connection) -> None:
     )
 
 
+async def connect(database_url: str) -> asyncpg.Connection:
+    """One connection of ours outside any pool (the group-commit writer's)."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        await init_connection(connection)
+    except BaseException:
+        connection.terminate()
+        raise
+    return connection
+
+
 class DatabaseUnavailableError(RuntimeError):
     """Postgres could not be reached at start-up."""
 

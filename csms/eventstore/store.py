@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -9,6 +10,7 @@ import asyncpg
 
 from csms.eventstore import recorder
 from csms.eventstore.appender import BatchObserver, GroupCommitAppender
+from csms.eventstore.connection import connect
 from csms.eventstore.recorder import Submission
 from csms.eventstore.records import AppendResult, NewEvent, RecordedEvent
 from csms.eventstore.subscription import HeadWatcher, Subscription
@@ -29,7 +31,10 @@ class EventStore:
     ) -> None:
         self.pool = pool
         self._appender = GroupCommitAppender(
-            pool, window_seconds=window_seconds, max_batch=max_batch, on_batch=on_batch
+            functools.partial(connect, database_url),
+            window_seconds=window_seconds,
+            max_batch=max_batch,
+            on_batch=on_batch,
         )
         self._watcher = HeadWatcher(database_url)
         self._watcher_started = False
