@@ -1,4 +1,5 @@
-"""`csms bench projection`: how fast `session_history` rebuilds from a large log, beside scans of that log.
+"""`csms bench projection`: how far the read models lag behind a fleet (see `loadtests.projection_lag`),
+and how fast `session_history` rebuilds from a large log, beside scans of that log.
 
 A rebuild replays the whole log into a fresh generation, so its speed bounds how long a schema change or a
 repaired projector takes to come back. The log is seeded through the real `ChargingSession` aggregate and
@@ -43,6 +44,7 @@ from csms.domain import (
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import EventCodec, EventStore, Repository, create_pool
 from csms.eventstore.recorder import head_position, read_all
+from loadtests.projection_lag import format_lag, lag_figures, measure_lag
 from loadtests.scratch import scratch_database
 from projections.log_tail import LogTail
 from projections.postgres_target import PostgresTarget
@@ -54,6 +56,8 @@ _READING_INTERVAL = timedelta(minutes=1)
 _SAVE_CHUNK = 1000  # sessions per append: one commit of about as many events
 _TARGET = 20_000.0
 _GOAL = 50_000.0
+_LAG_TARGET_P99 = 1.0  # seconds (250 ms is the goal)
+_LAG_RAMP_RATE = 300.0  # chargers connecting per second, as `csms bench fleet` ramps
 
 
 @dataclass
@@ -259,6 +263,14 @@ def format_table(rows: list[Row]) -> str:
     show_default=True,
     help="Events per rebuild batch (repeat to compare; the scans use the first).",
 )
+@click.option(
+    "--lag-chargers",
+    default=10_000,
+    show_default=True,
+    help="Chargers feeding the gateway while projection lag is sampled (0: skip the lag part).",
+)
+@click.option("--lag-minutes", default=2.0, show_default=True, help="Lag sampling window.")
+@click.option("--skip-rebuild", is_flag=True, help="Measure the lag only.")
 @click.option("--json", "json_file", type=click.Path(path_type=Path), help="Also write the figures here.")
 @click.pass_context
 def projection(
@@ -267,20 +279,35 @@ def projection(
     concurrent: int,
     readings: int,
     batch_sizes: tuple[int, ...],
+    lag_chargers: int,
+    lag_minutes: float,
+    skip_rebuild: bool,
     json_file: Path | None,
 ) -> None:
-    """Rebuild speed of the session_history read model, beside scans of the same log."""
+    """Projection lag under a charger fleet's load, and rebuild speed of session_history beside scans of
+    the same log."""
     database_url: str = ctx.obj["database_url"]
-    appended, rows = asyncio.run(run(database_url, events, concurrent, readings, batch_sizes))
-    click.echo(format_table(rows))
-    if json_file is not None:
-        figures: list[dict[str, Any]] = [{**asdict(r), "events_per_second": r.rate} for r in rows]
-        settings = {
+    output: dict[str, Any] = {}
+    failed = False
+    if lag_chargers > 0:
+        lag = asyncio.run(
+            measure_lag(database_url, ctx.obj["redis_url"], lag_chargers, lag_minutes, _LAG_RAMP_RATE)
+        )
+        click.echo(format_lag(lag, _LAG_TARGET_P99))
+        output["lag"] = lag_figures(lag)
+        failed |= any(f.percentile(0.99) >= _LAG_TARGET_P99 for f in lag.projections)
+    if not skip_rebuild:
+        appended, rows = asyncio.run(run(database_url, events, concurrent, readings, batch_sizes))
+        click.echo(format_table(rows))
+        output["rebuild"] = {
             "events": appended,
             "concurrent": concurrent,
             "readings": readings,
             "batch_sizes": list(batch_sizes),
+            "rows": [{**asdict(r), "events_per_second": r.rate} for r in rows],
         }
-        json_file.write_text(json.dumps({**settings, "rows": figures}, indent=2))
-    if any(r.met is False for r in rows):
+        failed |= any(r.met is False for r in rows)
+    if json_file is not None:
+        json_file.write_text(json.dumps(output, indent=2))
+    if failed:
         ctx.exit(1)

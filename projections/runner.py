@@ -128,27 +128,30 @@ class ProjectionRunner:
         await self._reload()
         self.leading.set()
         advanced_at = 0.0
+        # How far the log has been read: at or past the recorded position. Between the two lie only events
+        # of other topics, so the next read starts here, not at the position, and a quiet projector reads
+        # each event of the log once instead of once per wake-up.
+        checked = self.position
         while True:
-            batch = await self._tail.read(self.position)
-            if batch.checked_to <= self.position:
-                await self._watcher.wait_beyond(self.position, self._poll_interval)
+            batch = await self._tail.read(checked)
+            if batch.checked_to <= checked:
+                await self._watcher.wait_beyond(checked, self._poll_interval)
                 continue
+            checked = batch.checked_to
             # Nothing of ours in what was read: record the move at most once per interval, so a quiet
-            # projector's position (and its reported lag) follows the log without a write per event.
+            # projector's position (and its reported lag) follows the log without a write per wake-up.
             if not batch.events and time.monotonic() - advanced_at < self._idle_advance_interval:
-                await self._watcher.wait_beyond(batch.checked_to, self._poll_interval)
                 continue
             try:
-                applied = await self.target.apply(
-                    self.generation, batch.events, self.position, batch.checked_to
-                )
+                applied = await self.target.apply(self.generation, batch.events, self.position, checked)
             except TrackingConflictError:
                 applied = False
             if not applied:
                 _log.info("projection %s: generation or position moved; reloading", self.target.name)
                 await self._reload()
+                checked = self.position
                 continue
-            self.position = batch.checked_to
+            self.position = checked
             if not batch.events:
                 advanced_at = time.monotonic()
 
