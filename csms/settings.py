@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -98,6 +99,19 @@ class Settings:
     )
     ocpp_boot_burst: int = _setting(
         "CSMS_OCPP_BOOT_BURST", 1000, "Boots accepted at once before that pace applies."
+    )
+    read_api_rate_limit: float = _setting(
+        "CSMS_READ_API_RATE_LIMIT",
+        10.0,
+        "Public read API requests per second per client address (nearby, stations) before 429.",
+    )
+    read_api_rate_burst: int = _setting(
+        "CSMS_READ_API_RATE_BURST", 40, "Public read API requests one client address may send in a burst."
+    )
+    trusted_proxies: str = _setting(
+        "CSMS_TRUSTED_PROXIES",
+        "",
+        "Comma-separated networks of reverse proxies whose X-Forwarded-For names the client address.",
     )
     ocpp_call_timeout_seconds: float = _setting(
         "CSMS_OCPP_CALL_TIMEOUT_SECONDS", 30.0, "How long a command waits for the charger's answer."
@@ -292,6 +306,13 @@ def _role_map(raw: str) -> str:
     return raw
 
 
+def _networks(raw: str) -> str:
+    for cidr in raw.split(","):
+        if cidr.strip():
+            ipaddress.ip_network(cidr.strip(), strict=False)  # raises ValueError naming the bad one
+    return raw
+
+
 def _stripe_key(raw: str) -> str:
     # A publishable key (pk_) would fail every call with a 401 at the first charge: refuse it at start-up.
     if not raw.startswith(("sk_", "rk_")):
@@ -327,6 +348,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "ocpp_boots_per_second": _positive(float),
     "ocpp_boot_burst": _positive(int),
     "ocpp_call_timeout_seconds": _positive(float),
+    "read_api_rate_limit": _positive(float),
+    "read_api_rate_burst": _positive(int),
+    "trusted_proxies": _networks,
     "ocpp_tls_cert": Path,
     "ocpp_tls_key": Path,
     "auth_issuer": _prefix,

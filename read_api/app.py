@@ -20,6 +20,7 @@ from read_api import manage_routes, session_routes, station_routes
 from read_api.context import FRESHNESS, KEY_PREFIX, POOL, REDIS
 from read_api.freshness import Freshness
 from read_api.openapi import OPENAPI_DOCUMENT, build_document, openapi_json
+from read_api.station_routes import STATION_RATE_LIMIT, RateLimiter
 
 _ROUTE_MODULES = (station_routes, session_routes, manage_routes)
 
@@ -34,6 +35,7 @@ class ReadApiDependencies:
     verifier: BearerVerifier
     freshness: Freshness
     readiness: Mapping[str, ReadinessCheck]
+    public_rate_limit: RateLimiter | None = None  # per client address, for the public routes (nearby ...)
 
 
 def create_read_app(dependencies: ReadApiDependencies) -> web.Application:
@@ -43,6 +45,8 @@ def create_read_app(dependencies: ReadApiDependencies) -> web.Application:
     app[KEY_PREFIX] = dependencies.key_prefix
     app[TOKEN_VERIFIER] = dependencies.verifier
     app[FRESHNESS] = dependencies.freshness
+    if dependencies.public_rate_limit is not None:
+        app[STATION_RATE_LIMIT] = dependencies.public_rate_limit
     paths: dict[str, dict[str, object]] = {}
     schemas: dict[str, dict[str, object]] = {}
     for module in _ROUTE_MODULES:

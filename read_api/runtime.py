@@ -15,9 +15,11 @@ from csms.identity.verifier import build_token_verifier
 from csms.observability.health import postgres_answers, redis_answers
 from csms.redis_support import redis_client
 from csms.settings import Settings
+from csms.web.client_address import parse_networks
 from projections.positions import postgres_position, redis_position
 from read_api.app import ReadApiDependencies, create_read_app
 from read_api.freshness import Freshness
+from read_api.station_routes import RateLimiter
 
 # Which store each projection lives in, for read-your-writes waits (`minPosition`).
 REDIS_PROJECTIONS = frozenset({"station_discovery"})
@@ -58,6 +60,11 @@ async def read_api_app(
         verifier=verifier,
         freshness=Freshness(position_of),
         readiness={"postgres": lambda: postgres_answers(pool), "redis": lambda: redis_answers(redis)},
+        public_rate_limit=RateLimiter(
+            settings.read_api_rate_limit,
+            settings.read_api_rate_burst,
+            trusted_proxies=parse_networks(settings.trusted_proxies.split(",")),
+        ),
     )
     try:
         yield create_read_app(dependencies)

@@ -57,6 +57,7 @@ def auth_config(settings: Settings) -> AuthConfig:
         signing_key_file=settings.auth_signing_key_file,
         data_dir=settings.data_dir,
         redis_key_prefix=settings.redis_key_prefix,
+        trusted_proxies=tuple(settings.trusted_proxies.split(",")),
     )
 
 
