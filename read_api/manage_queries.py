@@ -20,6 +20,8 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 
+from csms.presence_keys import presence_key
+
 
 @dataclass(frozen=True, slots=True)
 class Tenant:
@@ -210,12 +212,6 @@ class Presence:
 
 
 OFFLINE = Presence(connected=False)
-
-
-def presence_key(key_prefix: str, charge_point_id: str) -> str:
-    """The gateway's presence hash of a charger (the layout write_api/ocpp/presence.py documents and writes;
-    restated here because the read side may not import the write side)."""
-    return f"{key_prefix}presence:{charge_point_id}"
 
 
 async def presences(redis: Redis, key_prefix: str, charge_point_ids: Sequence[str]) -> dict[str, Presence]:

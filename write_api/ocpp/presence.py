@@ -34,6 +34,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from csms.presence_keys import presence_key
 from csms.redis_support import LuaScript, run_pipeline, stop_task
 
 _log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ class Presence:
         self._failing = False
 
     def _key(self, charge_point_id: str) -> str:
-        return f"{self._prefix}presence:{charge_point_id}"
+        return presence_key(self._prefix, charge_point_id)
 
     @property
     def _index(self) -> str:
