@@ -20,7 +20,7 @@ class ProjectionStatus:
     position: int
     head: int
     lag_events: int  # events in the log after the position (of any topic: an upper bound on the work left)
-    lag_seconds: float  # age of the oldest event not yet applied; 0 when caught up
+    lag_seconds: float  # age of the oldest event of its topics not yet applied; 0 when caught up
     holder: str | None
     heartbeat_age_seconds: float | None
 
@@ -41,17 +41,17 @@ async def projection_status(pool: asyncpg.Pool, targets: Sequence[Target]) -> li
     for target in targets:
         generation = await target.active_generation()
         position = await target.position(generation)
-        async with pool.acquire() as connection:
-            row = await connection.fetchrow(
-                """
-                SELECT holder, extract(epoch FROM now() - heartbeat_at) AS heartbeat_age,
-                       (SELECT extract(epoch FROM now() - recorded_at) FROM events
-                        WHERE position > $2 ORDER BY position LIMIT 1) AS lag_seconds
-                FROM projections WHERE name = $1
-                """,
-                target.name,
-                position,
-            )
+        row = await pool.fetchrow(
+            "SELECT holder, extract(epoch FROM now() - heartbeat_at) AS heartbeat_age"
+            " FROM projections WHERE name = $1",
+            target.name,
+        )
+        lag = await pool.fetchval(
+            "SELECT extract(epoch FROM now() - recorded_at) FROM events"
+            " WHERE position > $1 AND topic = ANY($2::text[]) ORDER BY position LIMIT 1",
+            position,
+            sorted(target.projector.topics),
+        )
         statuses.append(
             ProjectionStatus(
                 name=target.name,
@@ -61,7 +61,7 @@ async def projection_status(pool: asyncpg.Pool, targets: Sequence[Target]) -> li
                 position=position,
                 head=head,
                 lag_events=max(0, head - position),
-                lag_seconds=float(row["lag_seconds"] or 0.0) if row else 0.0,
+                lag_seconds=_seconds(lag) or 0.0,
                 holder=row["holder"] if row else None,
                 heartbeat_age_seconds=_seconds(row["heartbeat_age"]) if row else None,
             )
