@@ -59,8 +59,15 @@ def status(settings: Settings) -> None:
 
 @projections.command("rebuild")
 @click.argument("name")
+@click.option(
+    "--retire-after",
+    type=click.FloatRange(0),
+    default=5.0,
+    show_default=True,
+    help="Seconds the replaced copy is kept after the swap, for reads that started on it.",
+)
 @click.pass_obj
-def rebuild_command(settings: Settings, name: str) -> None:
+def rebuild_command(settings: Settings, name: str, retire_after: float) -> None:
     """Replay the whole log into a fresh copy of NAME and swap it in; the old one serves reads meanwhile."""
 
     async def main(database_url: str, redis_url: str) -> None:
@@ -73,7 +80,9 @@ def rebuild_command(settings: Settings, name: str) -> None:
             if name not in by_name:
                 raise click.BadParameter(f"no projection {name!r}; known: {', '.join(sorted(by_name))}")
             try:
-                report = await rebuild(by_name[name], pool, database_url, EventCodec(EVENT_TYPES))
+                report = await rebuild(
+                    by_name[name], pool, database_url, EventCodec(EVENT_TYPES), retire_after=retire_after
+                )
             except RebuildError as error:
                 raise click.ClickException(str(error)) from None
         click.echo(

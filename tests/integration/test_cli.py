@@ -186,3 +186,29 @@ async def test_bench_lists_the_benchmarks_in_loadtests() -> None:
 
     assert outcome.returncode == 0, outcome.stderr
     assert "append" in outcome.stdout
+
+
+async def test_projections_status_and_rebuild(empty_database_url: str, redis_url: str, run_id: str) -> None:
+    env = _environment(
+        CSMS_DATABASE_URL=empty_database_url, CSMS_REDIS_URL=redis_url, CSMS_REDIS_KEY_PREFIX=f"cli-{run_id}:"
+    )
+    before = await _csms("projections", "status", env=env)
+    assert before.returncode == 0, before.stderr
+    lines = before.stdout.splitlines()
+    assert lines[0].split()[:3] == ["projection", "store", "generation"]
+    listed = {line.split()[0]: line.split() for line in lines[1:]}
+    assert set(listed) >= {"station_discovery", "session_history", "fleet_registry", "station_revenue"}
+    assert listed["session_history"][1:3] == ["postgres", "1"]
+    assert listed["station_discovery"][1:3] == ["redis", "1"]
+
+    rebuilt = await _csms("projections", "rebuild", "session_history", "--retire-after", "0", env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert rebuilt.stdout.startswith("session_history: generation 2 now serves (replaced 1)")
+    after = await _csms("projections", "status", env=env)
+    assert [line.split()[:3] for line in after.stdout.splitlines() if line.startswith("session_history")] == [
+        ["session_history", "postgres", "2"]
+    ]
+
+    unknown = await _csms("projections", "rebuild", "nope", env=env)
+    assert unknown.returncode == 2
+    assert "no projection 'nope'" in unknown.stderr
