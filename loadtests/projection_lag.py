@@ -1,13 +1,13 @@
 """How far behind the log the read models run while a large fleet feeds the gateway (`csms bench projection`).
 
 The fleet of `csms bench fleet` (N chargers at their everyday pace: heartbeats, 30 % charging with
-MeterValues every 10 s) runs against a gateway process, and every projector runs in a `csms serve --role
-projector` process of its own, both on a scratch database. During the window a sampler asks, every 100 ms
-and for each projection, how old the oldest event of its topics is that it has not applied yet (0 when it has
-applied all of them): that is how stale a reader of that model is at that moment. "Lag" counts from when the
-event was first seen committed (the sampler notes the log's head every 100 ms); "age since recorded" counts
-from its `recorded_at`, the start of the transaction that wrote it, and so also holds the gateway's own
-commit time.
+MeterValues every 10 s), ten chargers to a published station, runs against a gateway process, and every
+projector runs in a `csms serve --role projector` process of its own, both on a scratch database. During
+the window a sampler asks, every 100 ms and for each projection, how old the oldest event of its topics is
+that it has not applied yet (0 when it has applied all of them): that is how stale a reader of that model is
+at that moment. "Lag" counts from when the event was first seen committed (the sampler notes the log's head
+every 100 ms); "age since recorded" counts from its `recorded_at`, the start of the transaction that wrote
+it, and so also holds the gateway's own commit time.
 
 Baseline, in the same run: the age since recorded of the log's newest event at the moment its NOTIFY reaches
 a listener that does nothing else. No projector can be fresher than that (it is woken by the same NOTIFY).
@@ -52,6 +52,7 @@ from projections.catalog import projection_targets
 from projections.positions import postgres_position, redis_position
 
 SAMPLE_SECONDS = 0.1
+CHARGERS_PER_STATION = 10  # published stations, so station discovery has its everyday work
 _SETTLE_GRACE_SECONDS = 90.0
 _OLDEST_UNAPPLIED = """
     SELECT position, extract(epoch FROM clock_timestamp() - recorded_at) AS age FROM events
@@ -199,7 +200,7 @@ async def measure_lag(
     with tempfile.TemporaryDirectory(prefix="csms-bench-lag-") as tmp:
         work = Path(tmp)
         async with scratch_database(database_url) as url, scratch_redis_prefix(redis_url) as prefix:
-            fleet = await register_fleet(url, chargers)
+            fleet = await register_fleet(url, chargers, per_station=CHARGERS_PER_STATION)
             password_file = work / "passwords.txt"
             write_password_file(password_file, fleet.passwords)
             port = free_port()
@@ -289,7 +290,8 @@ async def _run_window(
 
 def format_lag(report: LagReport, target_p99: float) -> str:
     lines = [
-        f"{report.chargers:,} chargers (OCPP 1.6J, 30 % charging, MeterValues every 10 s), settled after "
+        f"{report.chargers:,} chargers (OCPP 1.6J, {CHARGERS_PER_STATION} to a published station,"
+        f" 30 % charging, MeterValues every 10 s), settled after "
         f"{report.settle_seconds:.0f} s; lag sampled every {SAMPLE_SECONDS * 1000:.0f} ms for "
         f"{report.minutes:g} min while the log grew by {report.events_per_second:,.0f} events/s.",
         "",

@@ -153,11 +153,15 @@ async def register_fleet(
     id_prefix: str = "BENCH-",
     batch_size: int = 500,
     concurrency: int = 8,
+    per_station: int | None = None,
 ) -> RegisteredFleet:
-    """`count` one-connector chargers of one company's station (with a tariff), and a driver's RFID token.
+    """`count` one-connector chargers of one company (with a tariff), and a driver's RFID token.
 
-    Built as aggregates and saved `batch_size` per `Repository.save` call, `concurrency` calls at a time:
-    10,000 chargers take seconds. Passwords are hashed as the gateway checks them.
+    With `per_station`, the chargers stand `per_station` to a published station, the stations spread over a
+    city as a real network's are (what the read models see); without it, all of them at one unpublished
+    station (all the gateway benchmarks need). Built as aggregates and saved `batch_size` per
+    `Repository.save` call, `concurrency` calls at a time: 10,000 chargers take seconds. Passwords are
+    hashed as the gateway checks them.
     """
     began = time.perf_counter()
     at = datetime.now(UTC)
@@ -166,15 +170,21 @@ async def register_fleet(
     try:
         repository = Repository(store, EventCodec(EVENT_TYPES))
         company = Company.create(uuid.uuid4(), "Benchmark Charging", at)
-        station = Station.create(
-            uuid.uuid4(),
-            company.id,
-            "Benchmark station",
-            Address("Main street 1", "Utrecht", "3511 AA", "NLD"),
-            Coordinates(Decimal("52.09"), Decimal("5.12")),
-            "Europe/Amsterdam",
-            at,
-        )
+        stations = [
+            Station.create(
+                uuid.uuid4(),
+                company.id,
+                f"Benchmark station {n}",
+                Address(f"Main street {n + 1}", "Utrecht", "3511 AA", "NLD"),
+                # A grid of about 1 km cells around the centre of Utrecht.
+                Coordinates(
+                    Decimal("52.09") + Decimal(n // 40) / 100, Decimal("5.12") + Decimal(n % 40) / 100
+                ),
+                "Europe/Amsterdam",
+                at,
+            )
+            for n in range(1 if per_station is None else -(-count // per_station))
+        ]
         tariff = Tariff.create(
             uuid.uuid4(),
             company.id,
@@ -184,11 +194,14 @@ async def register_fleet(
             (TariffElement((PriceComponent(TariffDimension.ENERGY, Decimal("0.30")),)),),
             at,
         )
-        station.assign_tariff(tariff.id, at)
+        for station in stations:
+            station.assign_tariff(tariff.id, at)
+            if per_station is not None:
+                station.publish(at)
         token = f"BENCH{uuid.uuid4().hex[:10].upper()}"
         driver = Driver.register(uuid.uuid4(), f"{token.lower()}@example.com", "Benchmark Driver", at)
         driver.add_id_token(IdToken(token, IdTokenType.RFID), at)
-        await repository.save(company, station, tariff, driver)
+        await repository.save(company, *stations, tariff, driver)
         if not await IdTokenDirectory(pool).claim(token, driver.id):
             raise RuntimeError(f"token {token} is held by another driver")
 
@@ -197,11 +210,18 @@ async def register_fleet(
         )
         evses = (Evse(1, (connector,)),)
         passwords = {cp: new_charger_password() for cp in charger_ids(id_prefix, count)}
+        share = count if per_station is None else per_station
         chargers = [
             Charger.register(
-                charger_id_for(cp), company.id, station.id, cp, hash_charger_password(pw), evses, at
+                charger_id_for(cp),
+                company.id,
+                stations[n // share].id,
+                cp,
+                hash_charger_password(pw),
+                evses,
+                at,
             )
-            for cp, pw in passwords.items()
+            for n, (cp, pw) in enumerate(passwords.items())
         ]
         limit = asyncio.Semaphore(concurrency)
 
