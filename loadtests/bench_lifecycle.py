@@ -54,6 +54,12 @@ from csms.domain import Charger, charger_id_for
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import EventCodec, EventStore, Repository, create_pool
 from csms.eventstore.subscription import Subscription
+from csms.localstripe import (
+    LOCALSTRIPE_PUBLISHABLE_KEY,
+    LOCALSTRIPE_SECRET_KEY,
+    free_loopback_port,
+    running_localstripe,
+)
 
 # The append benchmark's own rows and timing loop, so that the baselines are its figures, measured here.
 from loadtests.bench_append import Bench, Work, _rate
@@ -199,6 +205,7 @@ class DriverArgs:
     charge_seconds: float
     call_timeout: float
     run_id: str
+    stripe_url: str  # localstripe: each driver saves a card once, as the app does before a first charge
 
 
 class SessionWatch:
@@ -299,6 +306,27 @@ async def _log_in(http: aiohttp.ClientSession, api: str, email: str) -> str:
     return str(body["accessToken"])
 
 
+async def _add_card(http: aiohttp.ClientSession, api: str, stripe_url: str, token: str) -> None:
+    """Save a test card as the app does: tokenized at Stripe with the publishable key, its id sent to us."""
+    async with http.post(
+        f"{stripe_url}/v1/payment_methods",
+        data={"type": "card", "card[number]": "4242424242424242", "card[exp_month]": "12",
+              "card[exp_year]": "2034", "card[cvc]": "123"},
+        headers={"Authorization": f"Bearer {LOCALSTRIPE_PUBLISHABLE_KEY}"},
+    ) as response:  # fmt: skip
+        if response.status != 200:
+            raise RuntimeError(f"tokenizing a card: {response.status} {await response.text()}")
+        method_id = str((await response.json())["id"])
+    status, body = await _post(
+        http,
+        f"{api}/me/payment-methods",
+        {"paymentMethodId": method_id},
+        {"Authorization": f"Bearer {token}"},
+    )
+    if status != "201":
+        raise RuntimeError(f"saving a card: {status} {body}")
+
+
 async def _drive(
     http: aiohttp.ClientSession,
     args: DriverArgs,
@@ -383,7 +411,9 @@ async def driver_process(channel: Channel, args: DriverArgs) -> dict[str, Any]:
 
         async def log_in(index: int) -> str:
             async with limit:
-                return await _log_in(http, args.api, f"driver-{index}-{args.run_id}@bench.example.com")
+                token = await _log_in(http, args.api, f"driver-{index}-{args.run_id}@bench.example.com")
+                await _add_card(http, args.api, args.stripe_url, token)
+                return token
 
         began = time.perf_counter()
         tokens = await asyncio.gather(*(log_in(i) for i in range(len(args.charger_ids))))
@@ -859,7 +889,10 @@ async def run(database_url: str, redis_url: str, plan: Plan) -> Report:
     server_redis_url = _with_query(redis_url, f"max_connections={_REDIS_MAX_CONNECTIONS}")
     tuning = {**_TUNING, "CSMS_REDIS_URL": server_redis_url}
     report = Report(plan, tuning, load_before, load_before, baseline)
-    with _work_dir(plan.log_dir) as work:
+    with (
+        _work_dir(plan.log_dir) as work,
+        running_localstripe(free_loopback_port()) as stripe_url,
+    ):
         async with scratch_database(database_url) as url, scratch_redis_prefix(redis_url) as prefix:
             fleet = await register_fleet(url, plan.chargers)
             password_file = work / "passwords.txt"
@@ -873,6 +906,10 @@ async def run(database_url: str, redis_url: str, plan: Plan) -> Report:
                 "CSMS_HOST": HOST,
                 "CSMS_OCPP_PORT": str(free_port()),
                 "CSMS_WRITE_API_PORT": str(free_port()),
+                # Cards are saved through localstripe before the window; nobody is charged during it (no
+                # billing role runs: sessions end, as this benchmark counts them, when they are priced).
+                "STRIPE_API_KEY": LOCALSTRIPE_SECRET_KEY,
+                "CSMS_STRIPE_API_BASE": stripe_url,
                 **_TUNING,
             }
             fleet_args = FleetArgs(
@@ -889,6 +926,7 @@ async def run(database_url: str, redis_url: str, plan: Plan) -> Report:
                 plan.charge_seconds,
                 60.0,
                 run_id,
+                stripe_url,
             )
             async with (
                 servers(plan, env, work) as system,
