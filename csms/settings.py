@@ -100,6 +100,14 @@ class Settings:
     ocpp_boot_burst: int = _setting(
         "CSMS_OCPP_BOOT_BURST", 1000, "Boots accepted at once before that pace applies."
     )
+    projector_port: int = _setting(
+        "CSMS_PROJECTOR_PORT", 8083, "The projector role's /metrics, /healthz and /readyz port."
+    )
+    read_api_max_lag_seconds: float = _setting(
+        "CSMS_READ_API_MAX_LAG_SECONDS",
+        30.0,
+        "The read API reports itself not ready while a projection lags further behind the log than this.",
+    )
     read_api_rate_limit: float = _setting(
         "CSMS_READ_API_RATE_LIMIT",
         10.0,
@@ -348,6 +356,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "ocpp_boots_per_second": _positive(float),
     "ocpp_boot_burst": _positive(int),
     "ocpp_call_timeout_seconds": _positive(float),
+    "projector_port": _port,
+    "read_api_max_lag_seconds": _positive(float),
     "read_api_rate_limit": _positive(float),
     "read_api_rate_burst": _positive(int),
     "trusted_proxies": _networks,

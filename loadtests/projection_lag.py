@@ -217,7 +217,7 @@ async def measure_lag(
                     seed=0,
                 )
             ]
-            env = gateway_environment(url, redis_url, prefix, port)
+            env = gateway_environment(url, redis_url, prefix, port, CSMS_PROJECTOR_PORT=str(free_port()))
             pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
             redis = redis_client(redis_url, max_connections=8)
             try:

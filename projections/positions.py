@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import asyncpg
 from redis.asyncio import Redis
 
@@ -25,3 +27,14 @@ async def redis_position(redis: Redis, key_prefix: str, name: str) -> int:
     generation = await redis.get(f"{key_prefix}rm:{name}:active")
     value = await redis.get(generation_prefix(key_prefix, name, int(generation or 1)) + "position")
     return 0 if value is None else int(value)
+
+
+async def lag_seconds(pool: asyncpg.Pool, position: int, topics: Iterable[str]) -> float:
+    """Age of the oldest event of `topics` after `position` (0 when there is none): how stale the model is."""
+    age = await pool.fetchval(
+        "SELECT extract(epoch FROM now() - recorded_at) FROM events"
+        " WHERE position > $1 AND topic = ANY($2::text[]) ORDER BY position LIMIT 1",
+        position,
+        sorted(topics),
+    )
+    return 0.0 if age is None else float(age)

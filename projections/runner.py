@@ -19,6 +19,7 @@ import asyncpg
 
 from csms.eventstore import EventCodec, TrackingConflictError
 from csms.eventstore.subscription import HeadWatcher
+from projections import metrics
 from projections.leadership import Leadership
 from projections.log_tail import LogTail
 from projections.projector import ProjectedEvent, Projector
@@ -103,6 +104,7 @@ class ProjectionRunner:
                     _log.warning("projection %s: %s; retrying", self.target.name, error)
                 finally:
                     self.leading.clear()
+                    metrics.ACTIVE.labels(self.target.name).set(0)
                     await self._leadership.release()
                 await asyncio.sleep(self._standby_retry)
         finally:
@@ -127,6 +129,8 @@ class ProjectionRunner:
     async def _apply_forever(self) -> None:
         await self._reload()
         self.leading.set()
+        name = self.target.name
+        metrics.ACTIVE.labels(name).set(1)
         advanced_at = 0.0
         # How far the log has been read: at or past the recorded position. Between the two lie only events
         # of other topics, so the next read starts here, not at the position, and a quiet projector reads
@@ -135,6 +139,7 @@ class ProjectionRunner:
         while True:
             batch = await self._tail.read(checked)
             if batch.checked_to <= checked:
+                metrics.LAG_SECONDS.labels(name).set(0)
                 await self._watcher.wait_beyond(checked, self._poll_interval)
                 continue
             checked = batch.checked_to
@@ -142,17 +147,25 @@ class ProjectionRunner:
             # projector's position (and its reported lag) follows the log without a write per wake-up.
             if not batch.events and time.monotonic() - advanced_at < self._idle_advance_interval:
                 continue
+            began = time.perf_counter()
             try:
                 applied = await self.target.apply(self.generation, batch.events, self.position, checked)
             except TrackingConflictError:
                 applied = False
             if not applied:
+                metrics.RELOADS.labels(name).inc()
                 _log.info("projection %s: generation or position moved; reloading", self.target.name)
                 await self._reload()
                 checked = self.position
                 continue
             self.position = checked
-            if not batch.events:
+            metrics.BATCH_SECONDS.labels(name).observe(time.perf_counter() - began)
+            metrics.POSITION.labels(name).set(checked)
+            if batch.events:
+                metrics.EVENTS.labels(name).inc(len(batch.events))
+                oldest = batch.events[0].recorded_at
+                metrics.LAG_SECONDS.labels(name).set(max(0.0, time.time() - oldest.timestamp()))
+            else:
                 advanced_at = time.monotonic()
 
     async def _reload(self) -> None:

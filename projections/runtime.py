@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 import asyncpg
+from aiohttp import web
 from redis.asyncio import Redis
 
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import EventCodec, create_pool
 from csms.eventstore.subscription import HeadWatcher
+from csms.observability.health import add_health_routes, postgres_answers, redis_answers
+from csms.observability.metrics import add_metrics_route
 from csms.redis_support import redis_client
 from csms.settings import Settings
 from projections.catalog import projection_targets
 from projections.runner import ProjectionRunner, Target
-
-_log = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
@@ -37,9 +36,13 @@ async def projection_clients(
         await pool.close()
 
 
-async def run_projectors(settings: Settings, database_url: str, redis_url: str) -> None:
-    """Run every projector until cancelled: active where this instance holds the lock, standby elsewhere."""
-    async with projection_clients(settings, database_url, redis_url) as (pool, _redis, targets):
+@contextlib.asynccontextmanager
+async def projector_service(
+    settings: Settings, database_url: str, redis_url: str
+) -> AsyncIterator[tuple[web.Application, list[ProjectionRunner]]]:
+    """A runner per projector of the catalog (run them until cancelled: each is active where this instance
+    holds its lock, standby elsewhere) and the role's app with /metrics, /healthz and /readyz."""
+    async with projection_clients(settings, database_url, redis_url) as (pool, redis, targets):
         watcher = HeadWatcher(database_url)
         await watcher.start()
         codec = EventCodec(EVENT_TYPES)
@@ -49,10 +52,12 @@ async def run_projectors(settings: Settings, database_url: str, redis_url: str) 
             )
             for target in targets
         ]
+        app = web.Application()
+        add_metrics_route(app)
+        add_health_routes(
+            app, {"postgres": lambda: postgres_answers(pool), "redis": lambda: redis_answers(redis)}
+        )
         try:
-            async with asyncio.TaskGroup() as group:
-                for runner in runners:
-                    group.create_task(runner.run(), name=f"projection:{runner.target.name}")
-                _log.info("running", extra={"projections": [runner.target.name for runner in runners]})
+            yield app, runners
         finally:
             await watcher.close()

@@ -13,10 +13,12 @@ from csms.identity.issuers_config import external_issuers
 from csms.identity.signing_keys import load_signing_keys
 from csms.identity.verifier import build_token_verifier
 from csms.observability.health import postgres_answers, redis_answers
+from csms.observability.metrics import add_metrics_route
 from csms.redis_support import redis_client
 from csms.settings import Settings
 from csms.web.client_address import parse_networks
-from projections.positions import postgres_position, redis_position
+from projections.catalog import projection_targets
+from projections.positions import lag_seconds, postgres_position, redis_position
 from read_api.app import ReadApiDependencies, create_read_app
 from read_api.freshness import Freshness
 from read_api.station_routes import RateLimiter
@@ -47,11 +49,22 @@ async def read_api_app(
         http=http,
     )
     prefix = settings.redis_key_prefix
+    topics = {target.name: target.projector.topics for target in projection_targets(pool, redis, prefix)}
 
     async def position_of(projection: str) -> int:
         if projection in REDIS_PROJECTIONS:
             return await redis_position(redis, prefix, projection)
         return await postgres_position(pool, projection)
+
+    async def projections_caught_up() -> None:
+        """Ready only while every read model is within CSMS_READ_API_MAX_LAG_SECONDS of the log."""
+        behind = []
+        for name, handled in topics.items():
+            lag = await lag_seconds(pool, await position_of(name), handled)
+            if lag > settings.read_api_max_lag_seconds:
+                behind.append(f"{name} is {lag:.0f} s behind")
+        if behind:
+            raise RuntimeError("; ".join(behind))
 
     dependencies = ReadApiDependencies(
         pool=pool,
@@ -59,7 +72,11 @@ async def read_api_app(
         key_prefix=prefix,
         verifier=verifier,
         freshness=Freshness(position_of),
-        readiness={"postgres": lambda: postgres_answers(pool), "redis": lambda: redis_answers(redis)},
+        readiness={
+            "postgres": lambda: postgres_answers(pool),
+            "redis": lambda: redis_answers(redis),
+            "projections": projections_caught_up,
+        },
         public_rate_limit=RateLimiter(
             settings.read_api_rate_limit,
             settings.read_api_rate_burst,
@@ -67,7 +84,9 @@ async def read_api_app(
         ),
     )
     try:
-        yield create_read_app(dependencies)
+        app = create_read_app(dependencies)
+        add_metrics_route(app)
+        yield app
     finally:
         if http is not None:
             await http.close()

@@ -16,7 +16,7 @@ from csms.embedded import Servers
 from csms.observability.logging import log_context
 from csms.settings import Settings
 from csms.stripe_endpoint import StripeEndpoint
-from projections.runtime import run_projectors
+from projections.runtime import projector_service
 from read_api.runtime import read_api_app
 from write_api.billing.runtime import billing_app
 from write_api.http.runtime import write_api_app
@@ -92,8 +92,19 @@ async def run_read_api(context: RoleContext) -> None:
 
 
 async def run_projector(context: RoleContext) -> None:
-    """Every projector, each active here or standing by for the instance that holds its lock."""
-    await run_projectors(context.settings, context.servers.database_url, context.servers.redis_url)
+    """Every projector, each active here or standing by for the instance that holds its lock, with
+    /metrics, /healthz and /readyz on CSMS_PROJECTOR_PORT."""
+    settings = context.settings
+    async with (
+        projector_service(settings, context.servers.database_url, context.servers.redis_url) as (
+            app,
+            runners,
+        ),
+        asyncio.TaskGroup() as group,
+    ):
+        for runner in runners:
+            group.create_task(runner.run(), name=f"projection:{runner.target.name}")
+        group.create_task(serve_app(app, host=settings.host, port=settings.projector_port))
 
 
 ROLES: Mapping[str, Role] = {

@@ -48,8 +48,7 @@ async def role_process(role: str, *more_roles: str, **environment: str) -> Async
     running = RoleProcess(process)
     try:
         async with asyncio.timeout(_START_TIMEOUT_SECONDS):
-            # HTTP roles log "listening" once their port is open; the projector role logs "running".
-            while sum(entry.get("message") in ("listening", "running") for entry in running.log) < len(roles):
+            while sum(entry.get("message") == "listening" for entry in running.log) < len(roles):
                 line = await process.stderr.readline()
                 assert line, f"csms serve --role {role} exited early: {running.log}"
                 try:

@@ -29,8 +29,8 @@ from tests.integration.payments.world import GOOD_CARD, tokenize
 @contextlib.asynccontextmanager
 async def _whole_system(
     database_url: str, redis_url: str, prefix: str, data_dir: str, stripe_url: str
-) -> AsyncIterator[tuple[str, str, str]]:
-    ocpp_port, write_port, read_port = free_port(), free_port(), free_port()
+) -> AsyncIterator[tuple[str, str, str, str]]:
+    ocpp_port, write_port, read_port, projector_port = free_port(), free_port(), free_port(), free_port()
     environment = {
         "CSMS_DATABASE_URL": database_url,
         "CSMS_REDIS_URL": redis_url,
@@ -39,6 +39,7 @@ async def _whole_system(
         "CSMS_OCPP_PORT": str(ocpp_port),
         "CSMS_WRITE_API_PORT": str(write_port),
         "CSMS_READ_API_PORT": str(read_port),
+        "CSMS_PROJECTOR_PORT": str(projector_port),
         "STRIPE_API_KEY": LOCALSTRIPE_SECRET_KEY,
         "CSMS_STRIPE_API_BASE": stripe_url,
         "STRIPE_WEBHOOK_SECRET": "whsec_read_flow",
@@ -52,6 +53,7 @@ async def _whole_system(
             f"http://127.0.0.1:{write_port}",
             f"http://127.0.0.1:{read_port}",
             f"ws://127.0.0.1:{ocpp_port}/ocpp",
+            f"http://127.0.0.1:{projector_port}",
         )
 
 
@@ -91,6 +93,7 @@ async def test_a_charge_seen_from_the_read_side(
                 write_base,
                 read_base,
                 ocpp,
+                projector,
             ),
             aiohttp.ClientSession() as http,
         ):
@@ -264,6 +267,15 @@ async def test_a_charge_seen_from_the_read_side(
             status, daily = await reads.call("GET", "/manage/reports/daily", "/manage/reports/daily")
             assert status == 200, daily
             assert sum(int(day["sessions"]) for day in daily["items"]) == 1
+
+            # On call: the read API is ready (its projections are caught up), the projector shows its work.
+            async with http.get(f"{read_base}/readyz") as response:
+                assert response.status == 200
+                assert (await response.json())["checks"]["projections"] == "ok"
+            async with http.get(f"{projector}/metrics") as response:
+                exposition = await response.text()
+            assert 'csms_projection_active{projection="session_history"} 1.0' in exposition
+            assert 'csms_projection_events_total{projection="session_history"}' in exposition
     finally:
         stop_fleet.set()
         if fleet_task is not None:

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import EventCodec, EventStore, Repository, create_pool
 from csms.observability.health import add_health_routes, postgres_answers
+from csms.observability.metrics import add_metrics_route
 from csms.settings import Settings
 from csms.stripe_endpoint import StripeEndpoint
 from write_api.billing.process_manager import BillingProcessManager
@@ -33,12 +33,6 @@ def stripe_gateway(settings: Settings, endpoint: StripeEndpoint) -> StripeGatewa
         ),
         timeout_seconds=settings.stripe_timeout_seconds,
     )
-
-
-async def metrics(_request: web.Request) -> web.Response:
-    response = web.Response(body=generate_latest())
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-    return response
 
 
 @contextlib.asynccontextmanager
@@ -65,7 +59,7 @@ async def billing_app(
         concurrency=settings.billing_concurrency,
     )
     app = web.Application()
-    app.router.add_get("/metrics", metrics)
+    add_metrics_route(app)
     add_health_routes(app, {"postgres": lambda: postgres_answers(pool)})
     try:
         yield app, manager

@@ -15,13 +15,14 @@ from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import AggregateCache, EventCodec, EventStore, Repository, create_pool
 from csms.identity.issuers_config import external_issuers
 from csms.observability.health import postgres_answers, redis_answers
+from csms.observability.metrics import add_metrics_route
 from csms.redis_support import redis_client
 from csms.settings import Settings
 from csms.stripe_endpoint import StripeEndpoint
 from write_api.auth.app import build_auth_service
 from write_api.auth.config import AuthConfig
 from write_api.billing.payment_methods import PaymentMethods
-from write_api.billing.runtime import metrics, stripe_gateway
+from write_api.billing.runtime import stripe_gateway
 from write_api.billing.session_payments import SessionPayments
 from write_api.billing.webhooks import StripeWebhooks
 from write_api.charger_admin import ChargerAdmin
@@ -116,7 +117,7 @@ async def write_api_app(
     )
     try:
         app = create_write_app(services)
-        app.router.add_get("/metrics", metrics)
+        add_metrics_route(app)
         yield app
     finally:
         if gateway is not None:

@@ -1,0 +1,30 @@
+"""Prometheus metrics of the projectors: how far each has got, how stale it is, and what applying costs."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Module-level by Prometheus convention: registered once per process. Labelled by projection name only.
+POSITION = Gauge("csms_projection_position", "Last log position the projection has applied.", ["projection"])
+LAG_SECONDS = Gauge(
+    "csms_projection_lag_seconds",
+    "Age of the oldest event in the batch just applied (0 once caught up): how stale a reader may be.",
+    ["projection"],
+)
+ACTIVE = Gauge(
+    "csms_projection_active",
+    "1 while this instance applies the projection's events, 0 on standby.",
+    ["projection"],
+)
+EVENTS = Counter("csms_projection_events_total", "Events applied to the projection.", ["projection"])
+BATCH_SECONDS = Histogram(
+    "csms_projection_batch_seconds",
+    "Time to apply one batch and record its position.",
+    ["projection"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+RELOADS = Counter(
+    "csms_projection_reloads_total",
+    "Batches refused because the generation or position moved (a swap, another instance, lost Redis data).",
+    ["projection"],
+)
