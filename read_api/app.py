@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from csms.observability.health import ReadinessCheck, add_health_routes
 from csms.web.bearer import TOKEN_VERIFIER, BearerVerifier
+from csms.web.http_metrics import http_metrics_middleware
 from csms.web.problems import problem_middleware
 from read_api import manage_routes, session_routes, station_routes
 from read_api.context import FRESHNESS, KEY_PREFIX, POOL, REDIS
@@ -39,7 +40,7 @@ class ReadApiDependencies:
 
 
 def create_read_app(dependencies: ReadApiDependencies) -> web.Application:
-    app = web.Application(middlewares=[problem_middleware])
+    app = web.Application(middlewares=[http_metrics_middleware("read"), problem_middleware])
     app[POOL] = dependencies.pool
     app[REDIS] = dependencies.redis
     app[KEY_PREFIX] = dependencies.key_prefix

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from csms.observability.health import ReadinessCheck, add_health_routes
+from csms.web.http_metrics import http_metrics_middleware
 from csms.web.problems import problem_middleware
 from write_api.auth.actor import authenticated_actor
 from write_api.auth.app import mount_auth
@@ -48,7 +49,14 @@ class WriteApiServices:
 
 def create_write_app(services: WriteApiServices) -> web.Application:
     # Problems outermost, so the idempotency layer stores (and replays) the problem documents too.
-    app = web.Application(middlewares=[problem_middleware, idempotency_middleware(services.idempotency)])
+    # Metrics outermost, so they count what the client got (a problem, a replayed answer) and all of its time.
+    app = web.Application(
+        middlewares=[
+            http_metrics_middleware("write"),
+            problem_middleware,
+            idempotency_middleware(services.idempotency),
+        ]
+    )
     app[ACTOR] = authenticated_actor
     app[SESSIONS] = services.sessions
     app[MANAGEMENT] = services.management
