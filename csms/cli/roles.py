@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from csms.cli.serving import serve_app
 from csms.embedded import Servers
 from csms.observability.logging import log_context
+from csms.observability.loop_lag import watch_loop_lag
 from csms.settings import Settings
 from csms.stripe_endpoint import StripeEndpoint
 from projections.runtime import projector_service
@@ -142,12 +143,13 @@ async def run_roles(roles: Iterable[Role], context: RoleContext, stop: Awaitable
     """
     tasks = {asyncio.create_task(_run_role(role, context), name=f"role:{role.name}"): role for role in roles}
     stopper = asyncio.ensure_future(stop)
+    loop_lag = asyncio.create_task(watch_loop_lag(), name="event-loop-lag")  # once per process, for /metrics
     try:
         done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in [*tasks, stopper]:
+        for task in [*tasks, stopper, loop_lag]:
             task.cancel()
-        await asyncio.gather(*tasks, stopper, return_exceptions=True)
+        await asyncio.gather(*tasks, stopper, loop_lag, return_exceptions=True)
     for task in done:
         if task is stopper:
             continue
