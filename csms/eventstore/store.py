@@ -11,6 +11,7 @@ import asyncpg
 from csms.eventstore import recorder
 from csms.eventstore.appender import BatchObserver, GroupCommitAppender
 from csms.eventstore.connection import connect
+from csms.eventstore.metrics import record_batch
 from csms.eventstore.recorder import Submission
 from csms.eventstore.records import AppendResult, NewEvent, RecordedEvent
 from csms.eventstore.subscription import HeadWatcher, Subscription
@@ -34,7 +35,7 @@ class EventStore:
             functools.partial(connect, database_url),
             window_seconds=window_seconds,
             max_batch=max_batch,
-            on_batch=on_batch,
+            on_batch=_observers(on_batch),
         )
         self._watcher = HeadWatcher(database_url)
         self._watcher_started = False
@@ -102,3 +103,15 @@ class EventStore:
             batch_size=batch_size,
             poll_interval=self._poll_interval,
         )
+
+
+def _observers(extra: BatchObserver | None) -> BatchObserver:
+    """Every batch goes to the store's metrics, and to the caller's observer when there is one."""
+    if extra is None:
+        return record_batch
+
+    def both(submissions: int, events: int, seconds: float) -> None:
+        record_batch(submissions, events, seconds)
+        extra(submissions, events, seconds)
+
+    return both

@@ -277,6 +277,9 @@ async def test_a_charge_seen_from_the_read_side(
             assert 'csms_projection_active{projection="session_history"} 1.0' in exposition
             assert 'csms_projection_events_total{projection="session_history"}' in exposition
             assert "csms_event_loop_lag_seconds_count" in exposition
+            async with http.get(f"{write_base}/metrics") as response:
+                exposition = await response.text()
+            assert "csms_eventstore_appended_events_total" in exposition
             async with http.get(f"{read_base}/metrics") as response:
                 exposition = await response.text()
             assert 'csms_http_requests_total{api="read",method="GET",route="/me/sessions",status="200"}' in (
