@@ -108,6 +108,12 @@ class Settings:
         30.0,
         "The read API reports itself not ready while a projection lags further behind the log than this.",
     )
+    gc_freeze_seconds: float = _setting(
+        "CSMS_GC_FREEZE_SECONDS",
+        60.0,
+        "Every this many seconds a process freezes its surviving objects out of full garbage collections"
+        " (0: never).",
+    )
     read_api_rate_limit: float = _setting(
         "CSMS_READ_API_RATE_LIMIT",
         10.0,
@@ -358,6 +364,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "ocpp_call_timeout_seconds": _positive(float),
     "projector_port": _port,
     "read_api_max_lag_seconds": _positive(float),
+    "gc_freeze_seconds": _non_negative_float,
     "read_api_rate_limit": _positive(float),
     "read_api_rate_burst": _positive(int),
     "trusted_proxies": _networks,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from csms.cli.serving import serve_app
 from csms.embedded import Servers
+from csms.observability.gc_pauses import freeze_long_lived, watch_gc_pauses
 from csms.observability.logging import log_context
 from csms.observability.loop_lag import watch_loop_lag
 from csms.settings import Settings
@@ -143,13 +144,20 @@ async def run_roles(roles: Iterable[Role], context: RoleContext, stop: Awaitable
     """
     tasks = {asyncio.create_task(_run_role(role, context), name=f"role:{role.name}"): role for role in roles}
     stopper = asyncio.ensure_future(stop)
-    loop_lag = asyncio.create_task(watch_loop_lag(), name="event-loop-lag")  # once per process, for /metrics
+    # Once per process, whatever its roles: the loop's lag and the collector's pauses for /metrics, and the
+    # long-lived heap kept out of full collections.
+    helpers = [asyncio.create_task(watch_loop_lag(), name="event-loop-lag")]
+    watch_gc_pauses()
+    if context.settings.gc_freeze_seconds > 0:
+        helpers.append(
+            asyncio.create_task(freeze_long_lived(context.settings.gc_freeze_seconds), name="gc-freeze")
+        )
     try:
         done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in [*tasks, stopper, loop_lag]:
+        for task in [*tasks, stopper, *helpers]:
             task.cancel()
-        await asyncio.gather(*tasks, stopper, loop_lag, return_exceptions=True)
+        await asyncio.gather(*tasks, stopper, *helpers, return_exceptions=True)
     for task in done:
         if task is stopper:
             continue
