@@ -58,6 +58,11 @@ def watch_gc_pauses() -> None:
         gc.callbacks.append(_on_gc)
 
 
+def stop_watching_gc_pauses() -> None:
+    if _on_gc in gc.callbacks:
+        gc.callbacks.remove(_on_gc)
+
+
 def freeze_survivors() -> None:
     """Collect the young generations, then move every surviving object out of the collector's reach."""
     gc.collect(1)

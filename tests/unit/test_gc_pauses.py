@@ -6,7 +6,7 @@ import gc
 
 from prometheus_client import REGISTRY
 
-from csms.observability.gc_pauses import freeze_survivors, watch_gc_pauses
+from csms.observability.gc_pauses import freeze_survivors, stop_watching_gc_pauses, watch_gc_pauses
 
 
 def _collections(generation: int) -> float:
@@ -17,9 +17,12 @@ def _collections(generation: int) -> float:
 def test_every_collection_is_timed_by_generation() -> None:
     watch_gc_pauses()
     watch_gc_pauses()  # a second call adds no second hook
-    before = _collections(2)
-    gc.collect(2)
-    assert _collections(2) == before + 1
+    try:
+        before = _collections(2)
+        gc.collect(2)
+        assert _collections(2) == before + 1
+    finally:
+        stop_watching_gc_pauses()
 
 
 def test_surviving_objects_are_frozen_out_of_full_collections() -> None:
