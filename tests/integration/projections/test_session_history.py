@@ -106,8 +106,8 @@ async def test_rows_show_each_session_as_its_aggregate_sees_it(database_url: str
     assert (declined["status"], declined["payment_status"]) == ("PAYMENT_FAILED", "failed")
     assert declined["payment_failure_code"] == "card_declined"
     assert (unpaid["status"], unpaid["payment_status"]) == ("PRICED", "pending")
-    for session, row in zip(recorded, found.values(), strict=False):
-        assert row["energy_wh"] == session.energy_wh, session.status
+    for session in recorded:
+        assert found[session.id]["energy_wh"] == session.energy_wh, session.status
     assert recorded[0].breakdown is not None
     assert paid["total_incl_vat"] == recorded[0].breakdown.total_incl_vat
     assert (charging["status"], charging["energy_wh"], charging["power_w"]) == ("STARTED", 2_100, 11_000)
