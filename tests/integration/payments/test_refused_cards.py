@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import aiohttp
 import asyncpg
@@ -28,7 +29,7 @@ from tests.integration.payments.world import (
     tokenize,
 )
 from tests.integration.projections.session_scenarios import catch_up
-from write_api.access import Actor
+from write_api.access import Actor, NotFound
 from write_api.billing.session_payments import SessionPayments
 from write_api.billing.settlement import Settlement
 from write_api.billing.stripe_gateway import RetryPolicy, StripeGateway
@@ -113,5 +114,24 @@ async def test_a_refused_card_fails_the_payment_visibly_and_another_card_pays(
         assert paid.payment_attempts == 2
         seen = await _what_the_driver_sees(store.pool, model, session.id)
         assert (seen["status"], seen["payment_status"]) == ("PAID", "succeeded")
+
+        # Its company's operator gives part of it back, then the rest; another company's cannot.
+        with pytest.raises(NotFound):
+            await payments.refund(
+                session.id, Actor("operator", company_id=uuid.uuid4()), Decimal("1.00"), "x"
+            )
+        operator = Actor("operator", company_id=paid.company_id)
+        first = await payments.refund(session.id, operator, Decimal("1.00"), "goodwill")
+        assert first.status == "pending"  # recorded; billing carries it out
+        await settlement.settle(session.id)
+        seen = await _what_the_driver_sees(store.pool, model, session.id)
+        assert seen["payment_status"] == "partially_refunded"
+        await payments.refund(session.id, operator, None, "charger fault")  # the rest
+        await settlement.settle(session.id)
+        refunded = await repository.get(session.id, ChargingSession)
+        assert paid.amount_paid is not None
+        assert sum(r.amount.amount for r in refunded.refunds.values()) == paid.amount_paid.amount
+        seen = await _what_the_driver_sees(store.pool, model, session.id)
+        assert seen["payment_status"] == "refunded"
     finally:
         await gateway.close()
