@@ -268,6 +268,28 @@ async def test_a_charge_seen_from_the_read_side(
             assert status == 200, daily
             assert sum(int(day["sessions"]) for day in daily["items"]) == 1
 
+            # The operator gives part of it back; the driver's receipt shows it once billing has done it.
+            status, refund = await writes.call(
+                "POST",
+                f"/sessions/{session_id}/refunds",
+                "/sessions/{session_id}/refunds",
+                {"amount": "0.10", "reason": "goodwill"},
+            )
+            assert status == 200, refund
+            assert refund["status"] == "refunded", refund
+            await _login(writes, driver_email)
+            reads.token = writes.token
+            path = f"/sessions/{session_id}/receipt?minPosition={refund['position']}"
+            async with asyncio.timeout(20):
+                while True:  # the refund's own events come after the position of its request
+                    status, receipt = await reads.call("GET", path, "/sessions/{session_id}/receipt")
+                    if receipt.get("paymentStatus") == "partially_refunded":
+                        break
+                    await asyncio.sleep(0.1)
+            assert receipt["amountRefunded"] == "0.10"
+            await _login(writes, operator_email)
+            reads.token = writes.token
+
             # On call: the read API is ready (its projections are caught up), the projector shows its work.
             async with http.get(f"{read_base}/readyz") as response:
                 assert response.status == 200
