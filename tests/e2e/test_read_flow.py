@@ -194,11 +194,31 @@ async def test_a_charge_seen_from_the_read_side(
             )
             await _login(writes, driver_email)
             reads.token = writes.token
+            # Two cards saved, the second made the default, then removed again: the first is the default.
             method_id = await tokenize(http, localstripe_url, GOOD_CARD)
             status, _ = await writes.call(
                 "POST", "/me/payment-methods", "/me/payment-methods", {"paymentMethodId": method_id}
             )
             assert status == 201
+            spare_id = await tokenize(http, localstripe_url, GOOD_CARD)
+            status, _ = await writes.call(
+                "POST", "/me/payment-methods", "/me/payment-methods", {"paymentMethodId": spare_id}
+            )
+            assert status == 201
+            status, cards = await writes.call(
+                "POST",
+                f"/me/payment-methods/{spare_id}/default",
+                "/me/payment-methods/{payment_method_id}/default",
+            )
+            assert (status, cards["defaultPaymentMethodId"]) == (200, spare_id), cards
+            status, cards = await writes.call(
+                "DELETE", f"/me/payment-methods/{spare_id}", "/me/payment-methods/{payment_method_id}"
+            )
+            assert status == 200, cards
+            status, cards = await writes.call("GET", "/me/payment-methods", "/me/payment-methods")
+            assert status == 200, cards
+            assert [card["paymentMethodId"] for card in cards["paymentMethods"]] == [method_id]
+            assert cards["defaultPaymentMethodId"] == method_id
             async with asyncio.timeout(30):
                 while True:  # until the charger has booted and reported its connector
                     status, started = await writes.call(
