@@ -373,6 +373,7 @@ class Charger(Aggregate):
         self.protocol: OcppVersion | None = None
         self.connection_id: UUID | None = None
         self.connectivity_changed_at: datetime | None = None
+        self.connected_at: datetime | None = None  # when the current (or last) connection was recorded
         self.availability = Availability.OPERATIVE
         self.decommissioned = False
         self._connector_states: dict[tuple[int, int], ConnectorState] = {}
@@ -488,7 +489,10 @@ class Charger(Aggregate):
             raise ChargerDecommissioned(f"charger {self.charge_point_id} is decommissioned")
         require_instance(protocol, OcppVersion, "protocol")
         require_aware(at, "at")
-        if self._is_stale(at):
+        # Only an older connection's news is stale. A replaced connection's disconnect may be recorded after
+        # its successor authenticated but before the successor's connect was (two tasks racing): it carries
+        # a later time, and must not make the live connection look stale.
+        if self.connected_at is not None and at < self.connected_at:
             return
         if self.is_connected and connection_id is not None and connection_id == self.connection_id:
             return  # the same connection reported twice
@@ -705,6 +709,7 @@ class Charger(Aggregate):
         self.protocol = protocol
         self.connection_id = connection_id
         self.connectivity_changed_at = timestamp
+        self.connected_at = timestamp
 
     @event("Disconnected")
     def _disconnected(self, reason: str, connection_id: UUID | None, timestamp: datetime) -> None:

@@ -156,6 +156,29 @@ class TestBootAndConnectivity:
         assert new_events(charger) == []
         assert charger.is_connected
 
+    def test_a_successor_recorded_after_the_replaced_connections_disconnect_still_connects(self) -> None:
+        # The successor authenticated at 2; the replaced connection's disconnect (at 3) got recorded first.
+        charger = given(Charger, *registered())
+        charger.connected(OcppVersion.OCPP16, at(1), connection_id=CONNECTION_A)
+        charger.disconnected(at(3), "replaced", connection_id=CONNECTION_A)
+        charger = given(Charger, *(registered() + new_events(charger)))
+
+        charger.connected(OcppVersion.OCPP16, at(2), connection_id=CONNECTION_B)
+
+        assert topics(new_events(charger)) == ["Charger.Connected"]
+        assert charger.is_connected
+        assert charger.connection_id == CONNECTION_B
+
+    def test_a_connect_older_than_the_last_connect_is_ignored(self) -> None:
+        charger = given(Charger, *registered())
+        charger.connected(OcppVersion.OCPP16, at(2), connection_id=CONNECTION_B)
+        charger = given(Charger, *(registered() + new_events(charger)))
+
+        charger.connected(OcppVersion.OCPP16, at(1), connection_id=CONNECTION_A)
+
+        assert new_events(charger) == []
+        assert charger.connection_id == CONNECTION_B
+
     def test_a_disconnect_older_than_the_last_connect_is_ignored(self) -> None:
         charger = given(Charger, *connected_and_available())
 
