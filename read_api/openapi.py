@@ -11,6 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
+from csms.web.problems import PROBLEM_SCHEMA
+
 UUID_SCHEMA: dict[str, Any] = {"type": "string", "format": "uuid"}
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict)
 
@@ -20,29 +22,6 @@ MIN_POSITION_PARAMETER: dict[str, Any] = {
     "required": False,
     "description": "Wait (briefly) until the read model includes this log position (read-your-writes).",
     "schema": {"type": "integer", "minimum": 0},
-}
-
-_PROBLEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["type", "title", "status"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["field", "detail"],
-                "properties": {
-                    "field": {"type": "string"},
-                    "pointer": {"type": "string"},
-                    "detail": {"type": "string"},
-                },
-            },
-        },
-    },
 }
 
 
@@ -110,7 +89,7 @@ def build_document(
         },
         "paths": dict(paths),
         "components": {
-            "schemas": {"Problem": _PROBLEM_SCHEMA, **schemas},
+            "schemas": {"Problem": PROBLEM_SCHEMA, **schemas},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }

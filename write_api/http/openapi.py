@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from csms.web.problems import PROBLEM_SCHEMA
 from write_api.http.responses import json_response
 
 _UUID = {"type": "string", "format": "uuid"}
@@ -79,28 +80,7 @@ def _id_path(name: str) -> dict[str, Any]:
 
 
 SCHEMAS: dict[str, Any] = {
-    "Problem": {
-        "type": "object",
-        "required": ["type", "title", "status"],
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "errors": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["field", "detail"],
-                    "properties": {
-                        "field": {"type": "string"},
-                        "pointer": {"type": "string"},
-                        "detail": {"type": "string"},
-                    },
-                },
-            },
-        },
-    },
+    "Problem": PROBLEM_SCHEMA,
     "SessionAnswer": {
         "type": "object",
         "required": ["sessionId", "status"],
