@@ -12,6 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from csms.eventstore.errors import EventStoreError
+from csms.eventstore.metrics import record_append_error
 from csms.eventstore.recorder import Commit, Outcome, Submission, write_batch
 from csms.eventstore.records import AppendResult, NewEvent
 
@@ -196,6 +197,7 @@ class GroupCommitAppender:
             outcomes = await self._write([p.commit for p in batch])
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
             if len(batch) == 1:
+                record_append_error(type(error).__name__)
                 _settle(batch[0].future, error)
                 return
             # A bad submission (say, data the database rejects) must not fail its neighbours:
@@ -204,6 +206,7 @@ class GroupCommitAppender:
                 try:
                     (outcome,) = await self._write([pending.commit])
                 except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as single_error:
+                    record_append_error(type(single_error).__name__)
                     _settle(pending.future, single_error)
                 else:
                     _settle(pending.future, outcome)

@@ -22,6 +22,17 @@ COMMIT_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 
+APPEND_ERRORS = Counter(
+    "csms_eventstore_append_errors_total",
+    "Appends that failed in the database (not concurrency conflicts), by error type.",
+    ["error"],
+)
+
+
+def record_append_error(error: str) -> None:
+    """One submission refused or lost by the database: its caller gets the error, nothing was committed."""
+    APPEND_ERRORS.labels(error).inc()
+
 
 def record_batch(submissions: int, events: int, seconds: float) -> None:
     """The appender's batch observer: one committed group commit."""

@@ -8,12 +8,14 @@ whichever gateway process holds the charger's socket, and reads the answer back 
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from csms.domain import Charger, IdToken, IdTokenType, InvalidValue, OcppVersion, charger_id_for
 from csms.eventstore import AggregateNotFoundError, Repository
+from write_api.ocpp.metrics import record_command
 from write_api.ocpp.outcome import CallOutcome, CallStatus
 
 # 2.0.1 IdTokenEnumType spellings of our token types.
@@ -196,12 +198,17 @@ class ChargerCommands:
         v201: tuple[str, dict[str, Any]],
         always_accepted: bool = False,
     ) -> CommandOutcome:
+        began = time.perf_counter()
         version = await self._protocol_of(charge_point_id)
         if version is None:
+            record_command(v16[0], CommandStatus.OFFLINE.value, time.perf_counter() - began)
             return CommandOutcome(CommandStatus.OFFLINE)
         action, payload = v16 if version is OcppVersion.OCPP16 else v201
-        outcome = await self._sender.send(charge_point_id, action, payload, self._timeout)
-        return _read(outcome, always_accepted)
+        outcome = _read(
+            await self._sender.send(charge_point_id, action, payload, self._timeout), always_accepted
+        )
+        record_command(action, outcome.status.value, time.perf_counter() - began)
+        return outcome
 
 
 def _variable(name: str) -> dict[str, Any]:

@@ -29,11 +29,14 @@ from write_api.ocpp.frames import (
     serialize,
 )
 from write_api.ocpp.handlers.context import ChargerContext, Handlers
-from write_api.ocpp.outcome import CallOutcome
+from write_api.ocpp.metrics import MALFORMED, RECEIVED, SENT, UNKNOWN_ACTION, record_call
+from write_api.ocpp.outcome import CallOutcome, CallStatus
 from write_api.ocpp.validation import validate_call
 from write_api.ocpp.versions import ProtocolVersion
 
 _log = logging.getLogger(__name__)
+
+_ABNORMAL_CLOSURE = 1006  # RFC 6455 §7.4.1: closed without a close frame (aiohttp: ping not answered)
 
 FrameObserver = Callable[[str, str], None]
 """Called with (direction "in" | "out", raw frame) for every frame: the message log hook."""
@@ -97,6 +100,8 @@ class ChargerConnection:
         self._pending: _PendingCall | None = None
         self._ids = itertools.count(1)
         self.close_reason = "closed by the charger"
+        # Who ended the connection, for metrics: charger, replaced, shutdown, timeout, error, lost.
+        self.close_cause = "charger"
 
     async def serve(self) -> None:
         """Read and answer frames until the socket closes."""
@@ -109,6 +114,7 @@ class ChargerConnection:
             else:
                 if message.type is WSMsgType.ERROR:
                     self.close_reason = f"protocol error: {self.websocket.exception()}"
+                    self.close_cause = "error"
                 break
             delay = self._rate_limiter.delay()
             if delay > 0:
@@ -116,6 +122,8 @@ class ChargerConnection:
             await self._receive(raw)
         if self.websocket.close_code is not None and self.close_reason == "closed by the charger":
             self.close_reason = f"closed with code {self.websocket.close_code}"
+            if self.websocket.close_code == _ABNORMAL_CLOSURE:  # e.g. no pong within the ping interval
+                self.close_cause = "timeout"
         self._fail_pending(CallOutcome.offline())
 
     async def _receive(self, raw: str) -> None:
@@ -125,6 +133,7 @@ class ChargerConnection:
             frame = parse_frame(raw, self.version)
         except FrameError as error:
             if error.answerable:
+                record_call(self.version, MALFORMED, RECEIVED, "error", None)
                 await self._send(call_error_for(error))
             else:
                 # A broken CALLRESULT / CALLERROR is never answered (OCPP-J: only CALLs get replies).
@@ -150,9 +159,11 @@ class ChargerConnection:
             )
 
     async def _answer(self, call: Call) -> None:
+        began = time.perf_counter()
+        handler = self._handlers.get(call.action)
+        action = call.action if handler is not None else UNKNOWN_ACTION
         try:
             validate_call(self.version, call)
-            handler = self._handlers.get(call.action)
             if handler is None:
                 raise FrameError(
                     error_code(self.version, Fault.UNSUPPORTED_ACTION),
@@ -161,19 +172,20 @@ class ChargerConnection:
                 )
             payload = await handler(self.context, call.payload)
         except FrameError as error:
-            await self._send(call_error_for(error))
-            return
+            answer: CallResult | CallError = call_error_for(error)
         except DomainError as error:
-            await self._send(CallError(call.message_id, ErrorCode.GENERIC_ERROR, str(error)[:255], {}))
-            return
+            answer = CallError(call.message_id, ErrorCode.GENERIC_ERROR, str(error)[:255], {})
         except Exception:
             # Not acknowledged, so the charger retries later: nothing it sent is lost.
             _log.exception(
                 "handler failed", extra={"charger": self.context.charge_point_id, "action": call.action}
             )
-            await self._send(CallError(call.message_id, ErrorCode.INTERNAL_ERROR, "internal error", {}))
-            return
-        await self._send(CallResult(call.message_id, payload))
+            answer = CallError(call.message_id, ErrorCode.INTERNAL_ERROR, "internal error", {})
+        else:
+            answer = CallResult(call.message_id, payload)
+        await self._send(answer)
+        result = "result" if isinstance(answer, CallResult) else "error"
+        record_call(self.version, action, RECEIVED, result, time.perf_counter() - began)
 
     async def call(self, action: str, payload: dict[str, Any], within: float) -> CallOutcome:
         """Send a CALL to the charger and wait for its answer; one at a time per charger."""
@@ -182,22 +194,29 @@ class ChargerConnection:
             # 2.0.1 B01.FR.xx): it would be rejected, or worse, acted on half-configured.
             return CallOutcome.not_booted()
         deadline = asyncio.get_running_loop().time() + within
+        sent: float | None = None  # when the CALL went out: the latency is the charger's, not the queue's
         try:
             async with asyncio.timeout_at(deadline):
                 async with self._call_lock:
                     if self.websocket.closed:
-                        return CallOutcome.offline()
-                    message_id = f"c{next(self._ids)}"
-                    future: asyncio.Future[CallOutcome] = asyncio.get_running_loop().create_future()
-                    self._pending = _PendingCall(message_id, action, future)
-                    try:
-                        async with self._answering:
-                            await self._send(Call(message_id, action, payload))
-                        return await future
-                    finally:
-                        self._pending = None
+                        outcome = CallOutcome.offline()
+                    else:
+                        message_id = f"c{next(self._ids)}"
+                        future: asyncio.Future[CallOutcome] = asyncio.get_running_loop().create_future()
+                        self._pending = _PendingCall(message_id, action, future)
+                        try:
+                            async with self._answering:
+                                sent = time.perf_counter()
+                                await self._send(Call(message_id, action, payload))
+                            outcome = await future
+                        finally:
+                            self._pending = None
         except TimeoutError:
-            return CallOutcome.timed_out()
+            outcome = CallOutcome.timed_out()
+        answered = sent is not None and outcome.status in (CallStatus.RESULT, CallStatus.CALL_ERROR)
+        seconds = time.perf_counter() - sent if answered and sent is not None else None
+        record_call(self.version, action, SENT, outcome.status.value, seconds)
+        return outcome
 
     def _settle(self, outcome: CallOutcome) -> None:
         if self._pending is not None and not self._pending.future.done():
@@ -213,7 +232,9 @@ class ChargerConnection:
             await self.websocket.send_str(raw)
         except ConnectionError:
             self.close_reason = "connection lost while sending"
+            self.close_cause = "lost"
 
-    async def close(self, code: int, reason: str) -> None:
+    async def close(self, code: int, reason: str, cause: str) -> None:
         self.close_reason = reason
+        self.close_cause = cause
         await self.websocket.close(code=code, message=reason.encode()[:120])

@@ -29,6 +29,7 @@ from write_api.ocpp.command_router import CommandRouter
 from write_api.ocpp.connection import ChargerConnection, RateLimiter
 from write_api.ocpp.handlers import v16, v201
 from write_api.ocpp.handlers.context import ChargerContext, Handlers
+from write_api.ocpp.metrics import record_connected, record_disconnected, record_refused
 from write_api.ocpp.outcome import CallOutcome
 from write_api.ocpp.presence import Presence
 from write_api.ocpp.versions import ProtocolVersion, choose_version
@@ -96,11 +97,14 @@ class Gateway:
         try:
             charger_id = charger_id_for(charge_point_id)
         except InvalidValue:
+            record_refused("unknown_charger")
             return _problem(404, f"unknown charge point {charge_point_id!r}")
         charger = await self._reports.charger(charger_id)
         if charger is None or charger.decommissioned:
+            record_refused("unknown_charger")
             return _problem(404, f"unknown charge point {charge_point_id!r}")
         if not _authenticated(request, charge_point_id, charger.password_hash):
+            record_refused("unauthenticated")
             return _problem(
                 401,
                 "missing or wrong credentials: use HTTP Basic auth with the charge point id as user name",
@@ -119,6 +123,7 @@ class Gateway:
         )
         await websocket.prepare(request)
         if version is None:
+            record_refused("no_subprotocol")
             # OCPP-J 1.6 §3.2 / 2.0.1 Part 4 §3.2: complete the handshake without a subprotocol, then close.
             await websocket.close(code=_PROTOCOL_ERROR, message=b"no supported OCPP subprotocol offered")
             return websocket
@@ -164,7 +169,8 @@ class Gateway:
         previous = self.connections.get(charge_point_id)
         self.connections[charge_point_id] = connection
         if previous is not None:
-            await previous.close(_REPLACED, "replaced by a newer connection")
+            await previous.close(_REPLACED, "replaced by a newer connection", "replaced")
+        record_connected(version)
         try:
             await self._reports.connected(charger_id, _DOMAIN_VERSION[version], connection_id)
             await self._announce(charge_point_id, version, connection_id)
@@ -174,6 +180,7 @@ class Gateway:
         finally:
             if self.connections.get(charge_point_id) is connection:
                 del self.connections[charge_point_id]
+            record_disconnected(version, connection.close_cause)
             # Shielded: recording the disconnect must survive the server cancelling this handler on shutdown,
             # and `close_all` waits for it before the process lets go of the event store.
             cleanup = asyncio.ensure_future(
@@ -241,7 +248,8 @@ class Gateway:
         """Going-away close for every charger, so they reconnect (to another node) at once; then wait until
         every connection has finished its in-flight message and recorded its disconnect."""
         await asyncio.gather(
-            *(c.close(_GOING_AWAY, reason) for c in list(self.connections.values())), return_exceptions=True
+            *(c.close(_GOING_AWAY, reason, "shutdown") for c in list(self.connections.values())),
+            return_exceptions=True,
         )
         try:
             await asyncio.wait_for(self._idle.wait(), drain_seconds)

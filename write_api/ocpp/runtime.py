@@ -16,6 +16,8 @@ from aiohttp import web
 from csms.directories import EarlyMeterValues, IdTokenDirectory, TransactionDirectory
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import AggregateCache, EventCodec, EventStore, Repository, create_pool
+from csms.observability.health import add_health_routes, postgres_answers, redis_answers
+from csms.observability.metrics import add_metrics_route
 from csms.redis_support import redis_client
 from csms.settings import Settings
 from write_api.charger_reports import ChargerReports
@@ -96,8 +98,14 @@ async def gateway_app(
     await presence.start()
     await message_log.start()
     await router.start()
+    app = create_gateway_app(gateway)
+    # On the OCPP port itself: probes and scrapes reach the process the load balancer sends chargers to.
+    add_metrics_route(app)
+    add_health_routes(
+        app, {"postgres": lambda: postgres_answers(pool), "redis": lambda: redis_answers(redis)}
+    )
     try:
-        yield create_gateway_app(gateway), gateway
+        yield app, gateway
     finally:
         await router.close()
         await message_log.close()
