@@ -53,6 +53,7 @@ from loadtests.scratch import (
 from loadtests.simulator.config import ChargerConfig
 from loadtests.simulator.credentials import load_passwords
 from loadtests.simulator.fleet import Fleet, charges
+from loadtests.simulator.stats import Stats
 
 HEARTBEAT_SECONDS: Final = 60.0
 METER_INTERVAL_SECONDS: Final = 10.0
@@ -124,12 +125,27 @@ async def fleet_simulator(channel: Channel, args: SimulatorArgs) -> dict[str, An
         },
     )
     await channel.recv()  # window
-    stats.actions = {}  # latency from here on only; calls in flight finish in the old figures
-    errors_before = sum(stats.errors.values())
-    cpu_before, window_began = time.process_time(), loop.time()
-    await channel.recv()  # stop
-    window = loop.time() - window_began
-    cpu = time.process_time() - cpu_before
+    # Each "lap" answers with the figures since the window (or the last lap) began and starts anew, so
+    # one fleet can serve several measured phases; "stop" ends the last one.
+    while True:
+        stats.actions = {}  # latency from here on only; calls in flight finish in the old figures
+        errors_before = dict(stats.errors)
+        cpu_before, window_began = time.process_time(), loop.time()
+        kind, _ = await channel.recv()
+        summary = _window_summary(
+            len(ids), stats, errors_before, loop.time() - window_began, time.process_time() - cpu_before
+        )
+        if kind != "lap":
+            break
+        channel.send("lap", summary)
+    stop.set()
+    await running
+    return summary
+
+
+def _window_summary(
+    chargers: int, stats: Stats, errors_before: dict[str, int], window: float, cpu: float
+) -> dict[str, Any]:
     actions = {
         name: {
             "sent": a.sent,
@@ -141,8 +157,8 @@ async def fleet_simulator(channel: Channel, args: SimulatorArgs) -> dict[str, An
         }
         for name, a in stats.actions.items()
     }
-    summary = {
-        "chargers": len(ids),
+    return {
+        "chargers": chargers,
         "connected": stats.connected,
         "accepted": stats.accepted,
         "sessions_running": stats.sessions_started - stats.sessions_ended,
@@ -150,14 +166,15 @@ async def fleet_simulator(channel: Channel, args: SimulatorArgs) -> dict[str, An
         "dropped": stats.disconnects,  # before stop: every disconnect so far is one the server caused
         "connect_failures": dict(stats.connect_failures),
         "errors": dict(stats.errors),
-        "errors_in_window": sum(stats.errors.values()) - errors_before,
+        "errors_in_window": {
+            kind: n - errors_before.get(kind, 0)
+            for kind, n in stats.errors.items()
+            if n > errors_before.get(kind, 0)
+        },
         "window_seconds": window,
         "cpu_percent": 100.0 * cpu / window if window else 0.0,
         "actions": actions,
     }
-    stop.set()
-    await running
-    return summary
 
 
 # --------------------------------------------------------------------------- one target

@@ -53,9 +53,7 @@ import psutil
 from csms.domain import Charger, charger_id_for
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import EventCodec, EventStore, Repository, create_pool
-from csms.eventstore.subscription import Subscription
 from csms.localstripe import (
-    LOCALSTRIPE_PUBLISHABLE_KEY,
     LOCALSTRIPE_SECRET_KEY,
     free_loopback_port,
     running_localstripe,
@@ -63,6 +61,16 @@ from csms.localstripe import (
 
 # The append benchmark's own rows and timing loop, so that the baselines are its figures, measured here.
 from loadtests.bench_append import Bench, Work, _rate
+from loadtests.drivers import (
+    PRICED,
+    STARTED,
+    DriverFigures,
+    SessionWatch,
+    Window,
+    add_card,
+    drive_session,
+    register_and_log_in,
+)
 from loadtests.scratch import (
     HOST,
     Channel,
@@ -82,22 +90,10 @@ from loadtests.simulator.config import ChargerConfig
 from loadtests.simulator.credentials import load_passwords
 from loadtests.simulator.fleet import Fleet
 
-STARTED: Final = "ChargingSession.Started"
-PRICED: Final = "ChargingSession.Priced"
 _TARGET_SESSIONS_PER_S = 100.0
 _TARGET_START_P99_MS = 250.0
-_PASSWORD = "lifecycle benchmark passphrase"  # noqa: S105 (scratch accounts, dropped with the database)
 # Registration and login each cost an argon2 hash in the write API (two at a time): more in flight only queue.
-_LOGIN_CONCURRENCY = 4
-# How long a driver waits for Started or Priced before it counts an error and moves on.
-_EVENT_TIMEOUT_SECONDS = 30.0
-# After a failed call a driver pauses this long, so that a failing system is not also hammered.
-_ERROR_PAUSE_SECONDS = 0.5
-# The drivers' subscription wakes on every commit's NOTIFY; gathering them for this long keeps its reads
-# (two statements per wake) from weighing on the Postgres being measured. It delays what the drivers see
-# by at most this much.
-_SUBSCRIPTION_GATHER_SECONDS = 0.02
-_STOP_ATTEMPTS = 5
+LOGIN_CONCURRENCY: Final = 4
 _TIMED_LOADS = 20
 _REMOTE_COMMANDS: Final = ("RemoteStartTransaction", "RemoteStopTransaction")
 _PHASES: Final = ("until the command reached the charger", "after the charger answered")
@@ -208,125 +204,6 @@ class DriverArgs:
     stripe_url: str  # localstripe: each driver saves a card once, as the app does before a first charge
 
 
-class SessionWatch:
-    """Which sessions have reached Started and Priced, from one subscription to the event store."""
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[uuid.UUID, str], float] = {}
-        self._waiters: dict[tuple[uuid.UUID, str], asyncio.Future[float]] = {}
-
-    async def follow(self, subscription: Subscription) -> None:
-        async with subscription as events:
-            while True:
-                batch = await events.next_batch()
-                now = time.perf_counter()
-                for event in batch:
-                    key = (event.stream_id, event.topic)
-                    self._seen[key] = now
-                    waiter = self._waiters.pop(key, None)
-                    if waiter is not None and not waiter.done():
-                        waiter.set_result(now)
-                await asyncio.sleep(_SUBSCRIPTION_GATHER_SECONDS)
-
-    async def wait(self, session_id: uuid.UUID, topic: str, within: float) -> float:
-        """When the drivers' subscription saw `topic` on the session (perf_counter); TimeoutError if not."""
-        key = (session_id, topic)
-        seen = self._seen.get(key)
-        if seen is not None:
-            return seen
-        waiter = self._waiters.setdefault(key, asyncio.get_running_loop().create_future())
-        try:
-            return await asyncio.wait_for(asyncio.shield(waiter), within)
-        finally:
-            if not waiter.done():
-                self._waiters.pop(key, None)
-
-
-@dataclass
-class Window:
-    """The measurement window on the drivers' clock: set by the benchmark's "window" and "stop" messages."""
-
-    opened: float = math.inf
-    closed: float = math.inf
-
-    def holds(self, at: float) -> bool:
-        return self.opened <= at < self.closed
-
-    @property
-    def closing(self) -> bool:
-        return self.closed != math.inf
-
-
-@dataclass
-class DriverFigures:
-    """What the drivers measured; latencies are of calls made (or sessions completed) inside the window."""
-
-    start_s: list[float] = field(default_factory=list)
-    start_at: list[float] = field(default_factory=list)
-    """When each of `start_s` was sent, in seconds into the window."""
-    stop_s: list[float] = field(default_factory=list)
-    to_started_s: list[float] = field(default_factory=list)
-    to_priced_s: list[float] = field(default_factory=list)
-    session_s: list[float] = field(default_factory=list)
-    priced_at: list[float] = field(default_factory=list)
-    """When each session completed in the window was seen priced, in seconds into the window."""
-    calls: list[tuple[str, str, float, float]] = field(default_factory=list)
-    """(charger, "start" or "stop", sent, answered) of the window's calls (perf_counter)."""
-    completed_in_window: int = 0
-    completed_total: int = 0
-    started_total: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
-
-
-async def _post(
-    http: aiohttp.ClientSession, url: str, body: dict[str, str], headers: dict[str, str]
-) -> tuple[str, dict[str, Any]]:
-    """(status, JSON body): the status as text, or the exception's name when no answer came."""
-    try:
-        async with http.post(url, json=body, headers=headers) as response:
-            document = await response.json(content_type=None)
-            return str(response.status), document if isinstance(document, dict) else {}
-    except (aiohttp.ClientError, TimeoutError) as error:
-        return type(error).__name__, {}
-
-
-async def _log_in(http: aiohttp.ClientSession, api: str, email: str) -> str:
-    """Register a driver and log in: its access token."""
-    status, body = await _post(
-        http,
-        f"{api}/auth/register",
-        {"email": email, "password": _PASSWORD, "displayName": "Benchmark driver"},
-        {},
-    )
-    if status != "201":
-        raise RuntimeError(f"registering {email}: {status} {body}")
-    status, body = await _post(http, f"{api}/auth/login", {"email": email, "password": _PASSWORD}, {})
-    if status != "200":
-        raise RuntimeError(f"logging in {email}: {status} {body}")
-    return str(body["accessToken"])
-
-
-async def _add_card(http: aiohttp.ClientSession, api: str, stripe_url: str, token: str) -> None:
-    """Save a test card as the app does: tokenized at Stripe with the publishable key, its id sent to us."""
-    async with http.post(
-        f"{stripe_url}/v1/payment_methods",
-        data={"type": "card", "card[number]": "4242424242424242", "card[exp_month]": "12",
-              "card[exp_year]": "2034", "card[cvc]": "123"},
-        headers={"Authorization": f"Bearer {LOCALSTRIPE_PUBLISHABLE_KEY}"},
-    ) as response:  # fmt: skip
-        if response.status != 200:
-            raise RuntimeError(f"tokenizing a card: {response.status} {await response.text()}")
-        method_id = str((await response.json())["id"])
-    status, body = await _post(
-        http,
-        f"{api}/me/payment-methods",
-        {"paymentMethodId": method_id},
-        {"Authorization": f"Bearer {token}"},
-    )
-    if status != "201":
-        raise RuntimeError(f"saving a card: {status} {body}")
-
-
 async def _drive(
     http: aiohttp.ClientSession,
     args: DriverArgs,
@@ -337,68 +214,10 @@ async def _drive(
     figures: DriverFigures,
 ) -> None:
     """One driver's sessions on its own charger, one after the other, until the window closes."""
-    authorization = f"Bearer {token}"
-    errors = figures.errors
     while not window.closing:
-        began = time.perf_counter()
-        status, body = await _post(
-            http,
-            f"{args.api}/sessions/start",
-            {"chargerId": charger_id},
-            # As the app sends it: a retried start must not start a second session.
-            {"Authorization": authorization, "Idempotency-Key": str(uuid.uuid4())},
+        await drive_session(
+            http, args.api, token, charger_id, watch, window, figures, charge_seconds=args.charge_seconds
         )
-        answered = time.perf_counter()
-        if window.holds(began):
-            figures.start_s.append(answered - began)
-            figures.start_at.append(began - window.opened)
-            figures.calls.append((charger_id, "start", began, answered))
-        # STARTED: the charger's StartTransaction was recorded before the write API recorded its answer.
-        if status != "201" or body.get("status") not in ("ACCEPTED", "STARTED"):
-            detail = body.get("status") if status == "201" else body.get("title", "")
-            errors[f"start {status} {detail}".strip()] += 1
-            await asyncio.sleep(_ERROR_PAUSE_SECONDS)
-            continue
-        figures.started_total += 1
-        session_id = uuid.UUID(body["sessionId"])
-        try:
-            started = await watch.wait(session_id, STARTED, _EVENT_TIMEOUT_SECONDS)
-        except TimeoutError:
-            errors[f"{STARTED} not recorded within {_EVENT_TIMEOUT_SECONDS:.0f} s"] += 1
-            started = time.perf_counter()
-        if window.holds(began):
-            # From the call, not its answer: the charger's start is often recorded before the answer.
-            figures.to_started_s.append(started - began)
-        await asyncio.sleep(args.charge_seconds)
-        # A failed stop is retried, as the app would: a session left running would hold the charger.
-        first_stop = time.perf_counter()
-        for _ in range(_STOP_ATTEMPTS):
-            stopping = time.perf_counter()
-            status, body = await _post(
-                http,
-                f"{args.api}/sessions/stop",
-                {"sessionId": str(session_id)},
-                {"Authorization": authorization},
-            )
-            stopped = time.perf_counter()
-            if window.holds(stopping):
-                figures.stop_s.append(stopped - stopping)
-                figures.calls.append((charger_id, "stop", stopping, stopped))
-            if status == "200":
-                break
-            errors[f"stop {status} {body.get('title', '')}".strip()] += 1
-            await asyncio.sleep(_ERROR_PAUSE_SECONDS)
-        try:
-            priced = await watch.wait(session_id, PRICED, _EVENT_TIMEOUT_SECONDS)
-        except TimeoutError:
-            errors[f"{PRICED} not recorded within {_EVENT_TIMEOUT_SECONDS:.0f} s"] += 1
-            continue
-        figures.completed_total += 1
-        if window.holds(priced):
-            figures.completed_in_window += 1
-            figures.to_priced_s.append(priced - first_stop)
-            figures.session_s.append(priced - began)
-            figures.priced_at.append(priced - window.opened)
 
 
 async def driver_process(channel: Channel, args: DriverArgs) -> dict[str, Any]:
@@ -407,12 +226,14 @@ async def driver_process(channel: Channel, args: DriverArgs) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=args.call_timeout)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-        limit = asyncio.Semaphore(_LOGIN_CONCURRENCY)
+        limit = asyncio.Semaphore(LOGIN_CONCURRENCY)
 
         async def log_in(index: int) -> str:
             async with limit:
-                token = await _log_in(http, args.api, f"driver-{index}-{args.run_id}@bench.example.com")
-                await _add_card(http, args.api, args.stripe_url, token)
+                token = await register_and_log_in(
+                    http, args.api, f"driver-{index}-{args.run_id}@bench.example.com"
+                )
+                await add_card(http, args.api, args.stripe_url, token)
                 return token
 
         began = time.perf_counter()

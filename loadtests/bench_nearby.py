@@ -33,7 +33,6 @@ import random
 import shutil
 import time
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -70,6 +69,7 @@ from csms.domain import (
 from csms.domain.topics import topic_of
 from csms.redis_support import redis_client
 from csms.settings import Settings
+from loadtests.http_load import Answers, request_loop
 from loadtests.scratch import (
     HOST,
     Channel,
@@ -81,7 +81,6 @@ from loadtests.scratch import (
     merged_histogram,
     scratch_redis_prefix,
 )
-from loadtests.simulator.stats import LatencyHistogram
 from projections import station_keys as keys
 from projections.projector import ProjectedEvent
 from projections.redis_target import RedisTarget
@@ -320,56 +319,24 @@ class LoadArgs:
     connections: int
 
 
-async def _request_loop(
-    port: int,
-    paths: list[bytes],
-    offset: int,
-    step: int,
-    window: tuple[float, float],
-    histogram: LatencyHistogram,
-    statuses: Counter[int],
-) -> None:
-    reader, writer = await asyncio.open_connection(HOST, port)
-    try:
-        index = offset
-        opened, closed = window
-        while True:
-            began = time.perf_counter()
-            if began >= closed:
-                return
-            writer.write(b"GET " + paths[index % len(paths)] + b" HTTP/1.1\r\nHost: bench\r\n\r\n")
-            index += step
-            head = await reader.readuntil(b"\r\n\r\n")
-            lowered = head.lower()
-            at = lowered.index(b"content-length:") + 15
-            length = int(lowered[at : lowered.index(b"\r\n", at)])
-            await reader.readexactly(length)
-            ended = time.perf_counter()
-            if began >= opened:
-                histogram.record(ended - began)
-                statuses[int(head[9:12])] += 1
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-
-
 async def load_process(channel: Channel, args: LoadArgs) -> dict[str, Any]:
     """Waits for ("go", {port, warmup, seconds}); answers ("measured", figures); ends on ("stop", None)."""
     while True:
         kind, order = await channel.recv()
         if kind == "stop":
             return {}
-        histogram, statuses = LatencyHistogram(), Counter[int]()
+        answers = Answers()
         now = time.perf_counter()
         window = (now + order["warmup"], now + order["warmup"] + order["seconds"])
         await asyncio.gather(
             *(
-                _request_loop(order["port"], args.paths, n, args.connections, window, histogram, statuses)
+                request_loop(order["port"], args.paths, n, args.connections, window, answers)
                 for n in range(args.connections)
             )
         )
-        channel.send("measured", {"histogram": histogram_state(histogram), "statuses": dict(statuses)})
+        channel.send(
+            "measured", {"histogram": histogram_state(answers.latency), "statuses": dict(answers.statuses)}
+        )
 
 
 # --------------------------------------------------------------------------- measuring

@@ -112,8 +112,8 @@ async def _projector_process(env: Mapping[str, str], log_dir: Path) -> AsyncIter
                 await process.wait()
 
 
-class _Sampler:
-    """Samples each projection's lag, and the NOTIFY floor, until stopped."""
+class LagSampler:
+    """Samples each projection's lag, and the NOTIFY floor (`sample_lag` drives it for a window)."""
 
     def __init__(self, pool: asyncpg.Pool, redis: Redis, key_prefix: str, database_url: str) -> None:
         self._pool = pool
@@ -184,7 +184,8 @@ class _Sampler:
             self.notify.samples.append(float(age))
 
 
-async def _window(sampler: _Sampler, seconds: float) -> None:
+async def sample_lag(sampler: LagSampler, seconds: float) -> None:
+    """Every `SAMPLE_SECONDS` for `seconds`: each projection's lag, and the NOTIFY floor meanwhile."""
     ends = time.monotonic() + seconds
     async with sampler.listening():
         while time.monotonic() < ends:
@@ -257,7 +258,7 @@ async def _run_window(
     await clients.expect_all("ready", within=120)
     clients.send_all("go")
     settled = await clients.expect_all("settled", within=settle_within + 60)
-    sampler = _Sampler(pool, redis, prefix, url)
+    sampler = LagSampler(pool, redis, prefix, url)
     meter = CpuMeter(
         {
             "gateway": lambda: [gateway_pid],
@@ -269,7 +270,7 @@ async def _run_window(
     began = time.monotonic()
     meter.start()
     clients.send_all("window")
-    await _window(sampler, minutes * 60)
+    await sample_lag(sampler, minutes * 60)
     cpu = meter.stop()
     elapsed = time.monotonic() - began
     head_after = int(await pool.fetchval("SELECT coalesce(max(position), 0) FROM events"))

@@ -136,6 +136,16 @@ async def count_events(database_url: str, topic: str) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class StationPoint:
+    """A registered station and where it stands: what "stations near me" queries are aimed at."""
+
+    station_id: str
+    latitude: float
+    longitude: float
+    published: bool
+
+
+@dataclass(frozen=True, slots=True)
 class RegisteredFleet:
     """Chargers registered in a scratch database, and an RFID token the gateway accepts for all of them."""
 
@@ -144,6 +154,8 @@ class RegisteredFleet:
     id_token: str
     seconds: float
     """How long registering took."""
+    stations: tuple[StationPoint, ...] = ()
+    """The chargers' stations, in the order the chargers fill them."""
 
 
 async def register_fleet(
@@ -235,7 +247,16 @@ async def register_fleet(
     finally:
         await store.close()
         await pool.close()
-    return RegisteredFleet(passwords, token, time.perf_counter() - began)
+    points = tuple(
+        StationPoint(
+            str(station.id),
+            float(station.coordinates.latitude),
+            float(station.coordinates.longitude),
+            per_station is not None,
+        )
+        for station in stations
+    )
+    return RegisteredFleet(passwords, token, time.perf_counter() - began, points)
 
 
 def write_password_file(path: Path, passwords: Mapping[str, str]) -> None:
