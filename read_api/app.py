@@ -17,6 +17,7 @@ from csms.observability.health import ReadinessCheck, add_health_routes
 from csms.web.bearer import TOKEN_VERIFIER, BearerVerifier
 from csms.web.http_metrics import http_metrics_middleware
 from csms.web.problems import problem_middleware
+from csms.web.request_id import document_request_ids, echo_request_id, request_id_middleware
 from read_api import manage_routes, session_routes, station_routes
 from read_api.context import FRESHNESS, KEY_PREFIX, POOL, REDIS
 from read_api.freshness import Freshness
@@ -40,7 +41,10 @@ class ReadApiDependencies:
 
 
 def create_read_app(dependencies: ReadApiDependencies) -> web.Application:
-    app = web.Application(middlewares=[http_metrics_middleware("read"), problem_middleware])
+    app = web.Application(
+        middlewares=[request_id_middleware, http_metrics_middleware("read"), problem_middleware]
+    )
+    app.on_response_prepare.append(echo_request_id)
     app[POOL] = dependencies.pool
     app[REDIS] = dependencies.redis
     app[KEY_PREFIX] = dependencies.key_prefix
@@ -54,7 +58,7 @@ def create_read_app(dependencies: ReadApiDependencies) -> web.Application:
         module.add_routes(app)
         paths.update(module.PATHS)
         schemas.update(module.SCHEMAS)
-    app[OPENAPI_DOCUMENT] = build_document(paths, schemas)
+    app[OPENAPI_DOCUMENT] = document_request_ids(build_document(paths, schemas))
     app.router.add_get("/openapi.json", openapi_json)
     add_health_routes(app, dependencies.readiness)
     return app

@@ -14,8 +14,10 @@ from typing import Any, TextIO
 
 import orjson
 
-# Fields bound to the current task (the role it serves, later a correlation id). A ContextVar rather than a
-# global because `csms dev` runs several roles in one process and each task must carry its own.
+# Fields bound to the current task: the role it serves, the charger and session a line is about, and the
+# correlation id (the OCPP message or HTTP request being handled). A ContextVar rather than a global because
+# one process serves many chargers and requests at once (and `csms dev` several roles): each task carries its
+# own, and tasks it starts inherit them.
 _bound: ContextVar[Mapping[str, Any]] = ContextVar("csms_log_fields", default=MappingProxyType({}))
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and becomes a field.
@@ -69,9 +71,19 @@ def configure_logging(level: str = "INFO", *, stream: TextIO | None = None) -> N
 
 @contextmanager
 def log_context(**fields: Any) -> Iterator[None]:
-    """Add `fields` to every record logged by the current task (and tasks it starts) inside the block."""
+    """Add `fields` to every record logged by the current task (and tasks it starts) inside the block.
+
+    Leaving the block also drops whatever `bind_log_fields` added inside it."""
     token = _bound.set({**_bound.get(), **fields})
     try:
         yield
     finally:
         _bound.reset(token)
+
+
+def bind_log_fields(**fields: Any) -> None:
+    """Add `fields` to every later record of the current task, until the enclosing `log_context` block ends
+    (or the task does): for what is learnt midway, such as the session a charger's message turns out to be
+    about. Only where that scope is bounded: inside a `log_context` block, or in a task of its own (aiohttp
+    serves every request in one)."""
+    _bound.set({**_bound.get(), **fields})

@@ -15,6 +15,7 @@ from csms.identity.signing_keys import SigningKeys, load_signing_keys
 from csms.identity.verifier import build_token_verifier
 from csms.web.client_address import parse_networks
 from csms.web.problems import problem_middleware
+from csms.web.request_id import echo_request_id, request_id_middleware
 from write_api.auth.access_tokens import AccessTokenIssuer
 from write_api.auth.accounts import Accounts
 from write_api.auth.config import AuthConfig
@@ -101,6 +102,7 @@ def create_auth_app(
     service = build_auth_service(
         config, pool=pool, redis=redis, repository=repository, http=http, keys=keys, clock=clock
     )
-    app = web.Application(middlewares=[problem_middleware])
+    app = web.Application(middlewares=[request_id_middleware, problem_middleware])
+    app.on_response_prepare.append(echo_request_id)
     mount_auth(app, config, service)
     return app

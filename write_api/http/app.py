@@ -10,6 +10,7 @@ from aiohttp import web
 from csms.observability.health import ReadinessCheck, add_health_routes
 from csms.web.http_metrics import http_metrics_middleware
 from csms.web.problems import problem_middleware
+from csms.web.request_id import echo_request_id, request_id_middleware
 from write_api.auth.actor import authenticated_actor
 from write_api.auth.app import mount_auth
 from write_api.auth.config import AuthConfig
@@ -50,13 +51,16 @@ class WriteApiServices:
 def create_write_app(services: WriteApiServices) -> web.Application:
     # Problems outermost, so the idempotency layer stores (and replays) the problem documents too.
     # Metrics outermost, so they count what the client got (a problem, a replayed answer) and all of its time.
+    # The request id before everything, so that every line logged about the request carries it.
     app = web.Application(
         middlewares=[
+            request_id_middleware,
             http_metrics_middleware("write"),
             problem_middleware,
             idempotency_middleware(services.idempotency),
         ]
     )
+    app.on_response_prepare.append(echo_request_id)
     app[ACTOR] = authenticated_actor
     app[SESSIONS] = services.sessions
     app[MANAGEMENT] = services.management

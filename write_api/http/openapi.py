@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from csms.web.problems import PROBLEM_SCHEMA
+from csms.web.request_id import document_request_ids
 from write_api.http.responses import json_response
 
 _UUID = {"type": "string", "format": "uuid"}
@@ -596,7 +597,7 @@ def document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def add_openapi_route(app: web.Application, extra_paths: dict[str, Any] | None = None) -> None:
-    spec = document(extra_paths)
+    spec = document_request_ids(document(extra_paths))
 
     async def openapi(_request: web.Request) -> web.Response:
         return json_response(spec)
