@@ -377,7 +377,12 @@ class SessionHistoryProjector:
         for session_id in ids:
             row = rows.get(session_id)
             if row is None:
-                _log.warning("%s: meter values for unknown session %s", self.name, session_id)
+                _log.warning(
+                    "%s: meter values for unknown session %s",
+                    self.name,
+                    session_id,
+                    extra={"session_id": str(session_id)},
+                )
                 continue
             changed = False
             for event in by_session[session_id]:
@@ -422,7 +427,13 @@ class _Fold:
         elif row is None:
             # The log starts with each session's creation event, so this is a stream cut short by hand:
             # there is nothing to attach it to, and a projector must not stop on it.
-            _log.warning("%s: %s for unknown session %s", NAME, topic, projected.stream_id)
+            _log.warning(
+                "%s: %s for unknown session %s",
+                NAME,
+                topic,
+                projected.stream_id,
+                extra={"session_id": str(projected.stream_id)},
+            )
             return
         elif topic == "ChargingSession.MeterValuesRecorded":
             self.readings(row, event)

@@ -3,6 +3,9 @@
 Protocol-neutral: the OCPP 1.6 and 2.0.1 handlers translate their payloads into these calls, which load the
 aggregates, run the domain's commands and commit the events before returning, so the gateway acknowledges a
 charger's message only once its facts are durable.
+
+They run while the gateway handles one of the charger's messages, whose log context they add the session to
+once they know it (`bind_log_fields`), so every later line about that message names the session.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from csms.domain import (
     UnknownIdToken,
 )
 from csms.eventstore import AggregateNotFoundError, ConcurrencyError, Repository
+from csms.observability.logging import bind_log_fields
 
 A = TypeVar("A")
 
@@ -225,6 +229,7 @@ class ChargerReports:
         charger = await self._require_charger(charger_id)
         waiting = self._session_awaiting_start(charger, start.evse_id, start.connector_id)
         ref = await self._transactions.allocate_16(charger_id, start_key, waiting or uuid.uuid4())
+        bind_log_fields(session_id=str(ref.session_id))
         verdict = await self._verdict(start.id_token)
         await self._start(charger_id, ref.session_id, ref.transaction_id, start, verdict)
         return StartedTransaction(ref.transaction_id, ref.session_id, verdict)
@@ -236,6 +241,7 @@ class ChargerReports:
         charger = await self._require_charger(charger_id)
         waiting = self._session_awaiting_start(charger, start.evse_id, start.connector_id)
         ref = await self._transactions.link(charger_id, transaction_id, waiting or uuid.uuid4())
+        bind_log_fields(session_id=str(ref.session_id))
         verdict = await self._verdict(start.id_token)
         await self._start(charger_id, ref.session_id, transaction_id, start, verdict)
         return StartedTransaction(transaction_id, ref.session_id, verdict)
@@ -251,6 +257,7 @@ class ChargerReports:
         if session_id is None:
             await self._early_readings.keep(charger_id, transaction_id, readings)
             return
+        bind_log_fields(session_id=str(session_id))
         at = self._clock()
         await self._execute(
             session_id, ChargingSession, lambda s: s.record_meter_values(readings, at), optimistic=True
@@ -284,6 +291,7 @@ class ChargerReports:
                 ),
             )
             return None
+        bind_log_fields(session_id=str(session_id))
         for attempt in range(self._retries + 1):
             session = await self._repository.get(session_id, ChargingSession, refresh=True)
             charger = await self._require_charger(charger_id)

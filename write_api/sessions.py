@@ -4,6 +4,8 @@ Start: the checks run on the Charger, Driver and Company aggregates (never a rea
 requested and the connector held in one atomic commit, so two phones starting one connector get one session
 and one conflict. Then the charger is asked, and the answer (accepted, refused, offline, silent) is recorded
 before the caller hears it.
+
+Both run while an API request is served (a task of its own), whose log lines they bind to the session.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from csms.domain import (
     charger_id_for,
 )
 from csms.eventstore import AggregateNotFoundError, ConcurrencyError, Repository
+from csms.observability.logging import bind_log_fields
 from write_api.access import Actor, NotFound
 from write_api.ocpp.commands import ChargerCommands, CommandOutcome, CommandStatus
 
@@ -84,7 +87,9 @@ class SessionService:
         Raises NotFound, ConnectorUnavailable / SessionConflict (409), ChargerOffline (503),
         ChargerTimedOut (504), PaymentMethodRequired (402), CompanySuspended.
         """
+        bind_log_fields(charger_id=charge_point_id)
         session, evse, token, position = await self._request(driver_id, charge_point_id, evse_id)
+        bind_log_fields(session_id=str(session.id))
         outcome = await self._commands.remote_start(
             charge_point_id, evse, token, remote_start_id=session.id.int % 2**31
         )
@@ -93,6 +98,7 @@ class SessionService:
     async def stop(self, session_id: UUID, actor: Actor) -> SessionAnswer:
         """Ask the charger to end the session; idempotent. A session the charger has not started yet is
         cancelled here (its connector freed)."""
+        bind_log_fields(session_id=str(session_id))
         try:
             session = await self._repository.get(session_id, ChargingSession, refresh=True)
         except AggregateNotFoundError:
@@ -105,6 +111,7 @@ class SessionService:
         if session.status is not SessionStatus.STARTED or session.transaction_id is None:
             return SessionAnswer(session_id, session.status)
         charger = await self._repository.get(session.charger_id, Charger, refresh=True)
+        bind_log_fields(charger_id=charger.charge_point_id)
         outcome = await self._commands.remote_stop(charger.charge_point_id, session.transaction_id)
         _raise_unless_answered(outcome, charger.charge_point_id)
         return SessionAnswer(session_id, session.status, charger_status=outcome.charger_status)

@@ -20,6 +20,7 @@ import asyncpg
 
 from csms.domain import DomainError
 from csms.eventstore import EventStore, RecordedEvent, TrackingConflictError
+from csms.observability.logging import log_context
 from write_api.billing.metrics import BILLING_ERRORS
 from write_api.billing.settlement import Settlement
 from write_api.billing.stripe_gateway import StripeUnavailable
@@ -97,7 +98,9 @@ class BillingProcessManager:
 
         async def handle(event: RecordedEvent) -> None:
             try:
-                await self._settle(event.stream_id)
+                # Every line about settling it (retries, Stripe's answers) names the session.
+                with log_context(session_id=str(event.stream_id)):
+                    await self._settle(event.stream_id)
             finally:
                 slots.release()
 
@@ -134,7 +137,7 @@ class BillingProcessManager:
                     except DomainError:
                         # A rule refused what the log asked for: nothing to retry. Leave a trace to act on.
                         BILLING_ERRORS.inc()
-                        _log.exception("billing: session not settled", extra={"session_id": str(session_id)})
+                        _log.exception("billing: session not settled")
                         return
                     except Exception as error:
                         # Stripe or Postgres unreachable, a conflict that outlasted its retries, a bug: the
@@ -145,7 +148,7 @@ class BillingProcessManager:
                             level,
                             "billing: will retry",
                             exc_info=level == logging.ERROR,
-                            extra={"session_id": str(session_id), "error": str(error), "pause": pause},
+                            extra={"error": str(error), "pause": pause},
                         )
                         await asyncio.sleep(pause)
                         pause = min(pause * 2, self._max_retry_pause)

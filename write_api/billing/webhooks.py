@@ -27,6 +27,7 @@ import orjson
 from csms.domain import ChargingSession, Currency, DomainError, Money, SessionStatus
 from csms.domain.payment_notification import PaymentNotification, payment_notification_id
 from csms.eventstore import AggregateNotFoundError, ConcurrencyError, EventStore, Repository
+from csms.observability.logging import bind_log_fields
 from write_api.billing.metrics import WEBHOOKS
 from write_api.billing.stripe_gateway import StripeGateway, StripeRejected
 
@@ -134,6 +135,8 @@ class StripeWebhooks:
         if await self._store.read_stream(payment_notification_id(event_id), to_version=1):
             return "duplicate"
         session_id = await self._session_of(obj)
+        if session_id is not None:
+            bind_log_fields(session_id=str(session_id))  # for the rest of the webhook's request
         notification = PaymentNotification.receive(event_id, event_type, session_id, self._clock())
         session = None
         if session_id is not None:

@@ -186,7 +186,11 @@ class CommandRouter:
             )
         for name, still_ours in zip(names, results, strict=True):
             if not still_ours:
-                _log.info("charger %s was claimed by another instance; no longer routing to it here", name)
+                _log.info(
+                    "charger %s was claimed by another instance; no longer routing to it here",
+                    name,
+                    extra={"charger_id": name},
+                )
                 self._claimed.discard(name)
 
     async def _refresh_entries(self, keys: list[str]) -> list[Any]:
@@ -275,7 +279,12 @@ class CommandRouter:
         except TimeoutError:
             return CallOutcome.timed_out()
         except Exception as error:  # a gateway bug must still give the caller an answer, not hang it
-            _log.exception("%s to charger %s failed in the gateway", action, charge_point_id)
+            _log.exception(
+                "%s to charger %s failed in the gateway",
+                action,
+                charge_point_id,
+                extra={"charger_id": charge_point_id},
+            )
             return CallOutcome.call_error("InternalError", f"the gateway failed to make the call: {error!r}")
 
     # Serving this instance's requests.
@@ -361,7 +370,12 @@ class CommandRouter:
             return
         remaining = deadline - time.time()
         if remaining <= 0:
-            _log.info("%s for charger %s arrived after its deadline: not sent", action, charge_point_id)
+            _log.info(
+                "%s for charger %s arrived after its deadline: not sent",
+                action,
+                charge_point_id,
+                extra={"charger_id": charge_point_id},
+            )
             result = CallOutcome.timed_out()
         else:
             result = await self._call_local(charge_point_id, action, payload, remaining)
@@ -372,4 +386,10 @@ class CommandRouter:
                 pipe.pexpire(reply, self._reply_ttl_ms)
                 await pipe.execute()
         except RedisError as error:
-            _log.warning("could not reply to %s for charger %s: %r", action, charge_point_id, error)
+            _log.warning(
+                "could not reply to %s for charger %s: %r",
+                action,
+                charge_point_id,
+                error,
+                extra={"charger_id": charge_point_id},
+            )

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from csms.domain import DomainError
+from csms.observability.logging import bind_log_fields, log_context
 from write_api.ocpp.errors import ErrorCode, Fault, error_code
 from write_api.ocpp.frames import (
     Call,
@@ -139,7 +140,7 @@ class ChargerConnection:
                 # A broken CALLRESULT / CALLERROR is never answered (OCPP-J: only CALLs get replies).
                 _log.warning(
                     "unreadable reply from charger",
-                    extra={"charger": self.context.charge_point_id, "error": str(error)},
+                    extra={"correlation_id": error.message_id, "error": str(error)},
                 )
                 if error.message_id and self._pending and self._pending.message_id == error.message_id:
                     self._settle(CallOutcome.call_error(str(error.error_code), error.description))
@@ -153,12 +154,15 @@ class ChargerConnection:
             else:
                 self._settle(CallOutcome.call_error(frame.error_code, frame.error_description))
         else:
-            _log.info(
-                "reply to no pending call ignored",
-                extra={"charger": self.context.charge_point_id, "message_id": frame.message_id},
-            )
+            _log.info("reply to no pending call ignored", extra={"correlation_id": frame.message_id})
 
     async def _answer(self, call: Call) -> None:
+        # Everything logged while the CALL is handled is about this message (the charger is bound for the
+        # whole connection by the gateway); handlers add the session once they know it.
+        with log_context(correlation_id=call.message_id):
+            await self._handle(call)
+
+    async def _handle(self, call: Call) -> None:
         began = time.perf_counter()
         handler = self._handlers.get(call.action)
         action = call.action if handler is not None else UNKNOWN_ACTION
@@ -177,9 +181,7 @@ class ChargerConnection:
             answer = CallError(call.message_id, ErrorCode.GENERIC_ERROR, str(error)[:255], {})
         except Exception:
             # Not acknowledged, so the charger retries later: nothing it sent is lost.
-            _log.exception(
-                "handler failed", extra={"charger": self.context.charge_point_id, "action": call.action}
-            )
+            _log.exception("handler failed", extra={"action": call.action})
             answer = CallError(call.message_id, ErrorCode.INTERNAL_ERROR, "internal error", {})
         else:
             answer = CallResult(call.message_id, payload)
@@ -189,6 +191,11 @@ class ChargerConnection:
 
     async def call(self, action: str, payload: dict[str, Any], within: float) -> CallOutcome:
         """Send a CALL to the charger and wait for its answer; one at a time per charger."""
+        # The caller's task (a command from the API) is not the connection's: bind the charger here too.
+        with log_context(charger_id=self.context.charge_point_id):
+            return await self._call(action, payload, within)
+
+    async def _call(self, action: str, payload: dict[str, Any], within: float) -> CallOutcome:
         if not self.context.booted:
             # No CSMS-initiated message before the charger's BootNotification was accepted (1.6 §4.2,
             # 2.0.1 B01.FR.xx): it would be rejected, or worse, acted on half-configured.
@@ -202,6 +209,7 @@ class ChargerConnection:
                         outcome = CallOutcome.offline()
                     else:
                         message_id = f"c{next(self._ids)}"
+                        bind_log_fields(correlation_id=message_id)  # until `call` returns
                         future: asyncio.Future[CallOutcome] = asyncio.get_running_loop().create_future()
                         self._pending = _PendingCall(message_id, action, future)
                         try:
@@ -216,6 +224,11 @@ class ChargerConnection:
         answered = sent is not None and outcome.status in (CallStatus.RESULT, CallStatus.CALL_ERROR)
         seconds = time.perf_counter() - sent if answered and sent is not None else None
         record_call(self.version, action, SENT, outcome.status.value, seconds)
+        if outcome.status in (CallStatus.TIMED_OUT, CallStatus.CALL_ERROR):
+            _log.info(
+                "call to charger failed",
+                extra={"action": action, "outcome": outcome.status.value, "error_code": outcome.error_code},
+            )
         return outcome
 
     def _settle(self, outcome: CallOutcome) -> None:

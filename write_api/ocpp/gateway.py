@@ -4,6 +4,11 @@ Security profiles 1 and 2 (OCPP 1.6 security whitepaper §A00 / 2.0.1 A00): HTTP
 point id as user name, checked before the upgrade; an unknown id gets 404 (OCPP-J 1.6 §3.2), bad credentials
 401. TLS (profile 2) is the server's concern (`CSMS_OCPP_TLS_CERT` / `_KEY`). A second connection for the same
 charger replaces the first only once it has authenticated.
+
+Drain (`close_all`, on SIGTERM once the listener is closed): no new charger is let in, each connected one is
+closed with 1001 "going away" so it reconnects to another node at once, but never between a CALL and its
+answer: a charger whose message is being handled gets its CALLRESULT first, so what it was told is stored is
+stored, and what it was not told it sends again elsewhere.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ from redis.exceptions import RedisError
 
 from csms.credentials import verify_charger_password
 from csms.domain import InvalidValue, OcppVersion, charger_id_for
+from csms.observability.logging import log_context
 from write_api.charger_reports import ChargerReports
 from write_api.ocpp.admission import BootAdmission
 from write_api.ocpp.command_router import CommandRouter
 from write_api.ocpp.connection import ChargerConnection, RateLimiter
 from write_api.ocpp.handlers import v16, v201
-from write_api.ocpp.handlers.context import ChargerContext, Handlers
+from write_api.ocpp.handlers.context import ChargerContext, Handler, Handlers, Payload
 from write_api.ocpp.metrics import record_connected, record_disconnected, record_refused
 from write_api.ocpp.outcome import CallOutcome
 from write_api.ocpp.presence import Presence
@@ -90,10 +96,23 @@ class Gateway:
         self._cleanups: set[asyncio.Future[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        # Set by `close_all`: from then on no charger is let in.
+        self._draining = False
+        # The CALL each connection is handling, keyed by id() of its context (one per connection, unhashable),
+        # resolved once the handler returned; the connection then writes the answer before it yields, so a
+        # drain that waits for this future sends its close frame after the CALLRESULT.
+        self._answering: dict[int, asyncio.Future[None]] = {}
+        self._handlers = {
+            version: {action: self._tracked(handler) for action, handler in handlers.items()}
+            for version, handlers in _HANDLERS.items()
+        }
 
     async def endpoint(self, request: web.Request) -> web.StreamResponse:
         """`GET /ocpp/{charge_point_id}`: authenticate, negotiate the subprotocol, then serve the socket."""
         charge_point_id = request.match_info["charge_point_id"]
+        if self._draining:  # accepted just before the listener closed: try another node
+            record_refused("draining")
+            return _problem(503, "this node is shutting down", headers={"Retry-After": "1"})
         try:
             charger_id = charger_id_for(charge_point_id)
         except InvalidValue:
@@ -127,6 +146,12 @@ class Gateway:
             # OCPP-J 1.6 §3.2 / 2.0.1 Part 4 §3.2: complete the handshake without a subprotocol, then close.
             await websocket.close(code=_PROTOCOL_ERROR, message=b"no supported OCPP subprotocol offered")
             return websocket
+        if self._draining:
+            # The drain began during the upgrade. Checked here, and the connection registered, with no await
+            # in between, so a socket is either among those `close_all` closes or never served.
+            record_refused("draining")
+            await websocket.close(code=_GOING_AWAY, message=b"server shutting down")
+            return websocket
 
         self._handlers_running += 1
         self._idle.clear()
@@ -139,6 +164,19 @@ class Gateway:
         return websocket
 
     async def _serve(
+        self,
+        websocket: web.WebSocketResponse,
+        charge_point_id: str,
+        charger_id: uuid.UUID,
+        version: ProtocolVersion,
+        booted_before: bool,
+    ) -> None:
+        # Every line logged while the charger is connected is about it, its disconnect's cleanup included
+        # (a task started inside inherits the binding).
+        with log_context(charger_id=charge_point_id):
+            await self._serve_connection(websocket, charge_point_id, charger_id, version, booted_before)
+
+    async def _serve_connection(
         self,
         websocket: web.WebSocketResponse,
         charge_point_id: str,
@@ -161,7 +199,7 @@ class Gateway:
             websocket,
             context,
             version,
-            _HANDLERS[version],
+            self._handlers[version],
             on_frame=lambda direction, raw: self._frame_log(charge_point_id, direction, raw),
             on_seen=self._seen_callback(charge_point_id),
             rate_limiter=RateLimiter(self._config.rate_limit_per_second, self._config.rate_limit_burst),
@@ -175,7 +213,7 @@ class Gateway:
             await self._reports.connected(charger_id, _DOMAIN_VERSION[version], connection_id)
             await self._announce(charge_point_id, version, connection_id)
             self.connected_event.set()
-            _log.info("charger connected", extra={"charger": charge_point_id, "protocol": version.value})
+            _log.info("charger connected", extra={"protocol": version.value})
             await connection.serve()
         finally:
             if self.connections.get(charge_point_id) is connection:
@@ -189,9 +227,7 @@ class Gateway:
             self._cleanups.add(cleanup)
             cleanup.add_done_callback(self._cleanups.discard)
             await asyncio.shield(cleanup)
-            _log.info(
-                "charger disconnected", extra={"charger": charge_point_id, "reason": connection.close_reason}
-            )
+            _log.info("charger disconnected", extra={"reason": connection.close_reason})
 
     def _seen_callback(self, charge_point_id: str) -> Callable[[], None]:
         presence = self._presence
@@ -214,7 +250,7 @@ class Gateway:
         except RedisError as error:
             _log.warning(
                 "could not announce a charger in Redis",
-                extra={"charger": charge_point_id, "error": str(error)},
+                extra={"charger_id": charge_point_id, "error": str(error)},
             )
 
     async def _disconnected(
@@ -223,7 +259,7 @@ class Gateway:
         try:
             await self._reports.disconnected(charger_id, connection_id, reason[:500] or "closed")
         except Exception:
-            _log.exception("could not record a disconnect", extra={"charger": charge_point_id})
+            _log.exception("could not record a disconnect", extra={"charger_id": charge_point_id})
         try:
             if self._presence is not None:
                 await self._presence.disconnected(charge_point_id, str(connection_id), self._clock())
@@ -232,7 +268,7 @@ class Gateway:
         except RedisError as error:
             _log.warning(
                 "could not withdraw a charger from Redis",
-                extra={"charger": charge_point_id, "error": str(error)},
+                extra={"charger_id": charge_point_id, "error": str(error)},
             )
 
     async def call(
@@ -245,18 +281,53 @@ class Gateway:
         return await connection.call(action, payload, within)
 
     async def close_all(self, reason: str = "server shutting down", drain_seconds: float = 10.0) -> None:
-        """Going-away close for every charger, so they reconnect (to another node) at once; then wait until
-        every connection has finished its in-flight message and recorded its disconnect."""
+        """Drain: let no charger in any more and close every connection with 1001 "going away", so each
+        reconnects (to another node) at once, a connection whose CALL is being handled only once its answer
+        is written; then wait until every connection has ended and recorded its disconnect. Answers get up
+        to `drain_seconds`, and so do the disconnect records."""
+        self._draining = True
+        deadline = asyncio.get_running_loop().time() + drain_seconds
         await asyncio.gather(
-            *(c.close(_GOING_AWAY, reason, "shutdown") for c in list(self.connections.values())),
+            *(self._going_away(c, reason, deadline) for c in list(self.connections.values())),
             return_exceptions=True,
         )
         try:
-            await asyncio.wait_for(self._idle.wait(), drain_seconds)
+            async with asyncio.timeout_at(deadline):
+                await self._idle.wait()
         except TimeoutError:
             _log.warning("chargers still draining at shutdown", extra={"connections": self._handlers_running})
         if self._cleanups:
             await asyncio.wait(list(self._cleanups), timeout=drain_seconds)
+
+    async def _going_away(self, connection: ChargerConnection, reason: str, deadline: float) -> None:
+        key = id(connection.context)
+        try:
+            async with asyncio.timeout_at(deadline):
+                # A loop, not one wait: a charger that sent its next CALL without waiting for the answer to
+                # the last (OCPP-J forbids it, some do it) has that one handled at once.
+                while (answering := self._answering.get(key)) is not None:
+                    await asyncio.shield(answering)
+        except TimeoutError:
+            _log.warning(
+                "closing a charger whose message is still being handled",
+                extra={"charger_id": connection.context.charge_point_id},
+            )
+        await connection.close(_GOING_AWAY, reason, "shutdown")
+
+    def _tracked(self, handler: Handler) -> Handler:
+        """`handler`, with the CALL it handles known to the drain for as long as it runs."""
+
+        async def handle(context: ChargerContext, payload: Payload) -> Payload:
+            key = id(context)
+            answered = asyncio.get_running_loop().create_future()
+            self._answering[key] = answered
+            try:
+                return await handler(context, payload)
+            finally:
+                del self._answering[key]
+                answered.set_result(None)
+
+        return handle
 
 
 def _authenticated(request: web.Request, charge_point_id: str, password_hash: str) -> bool:
