@@ -80,7 +80,9 @@ class Charger:
         "_charges",
         "_config",
         "_dirty",
+        "_endpoint",
         "_heartbeat_at",
+        "_hung_up",
         "_inoperative",
         "_last_meter_at",
         "_loop",
@@ -141,6 +143,10 @@ class Charger:
         self._pending_id = ""
         self._next_uid = 0
         self._attempt = 0
+        #: Index into config.urls of the endpoint to connect to next.
+        self._endpoint = 0
+        #: The charger closed its connection itself (a reboot): it comes back to the same endpoint.
+        self._hung_up = False
         self._stopping = False
         self._booted_once = False
         self._boot_reason = BootReason.POWER_UP
@@ -322,7 +328,8 @@ class Charger:
     async def _connect_loop(self, http: aiohttp.ClientSession) -> None:
         cfg = self._config
         protocol = self._protocol
-        url = f"{cfg.url.rstrip('/')}/{quote(self.id, safe='')}"
+        path = quote(self.id, safe="")
+        urls = [f"{base.rstrip('/')}/{path}" for base in cfg.urls]
         headers = (
             None
             if self._password is None
@@ -332,6 +339,7 @@ class Charger:
         while not self._stopping:
             if self._attempt:
                 await asyncio.sleep(self._backoff())
+            url = urls[self._endpoint % len(urls)]
             try:
                 ws = await http.ws_connect(
                     url,
@@ -344,27 +352,34 @@ class Charger:
             except aiohttp.WSServerHandshakeError as exc:
                 stats.connect_failures[f"HTTP {exc.status}"] += 1
                 self._attempt += 1
+                self._endpoint += 1
                 continue
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 stats.connect_failures[type(exc).__name__] += 1
                 self._attempt += 1
+                self._endpoint += 1
                 continue
             if ws.protocol != protocol.subprotocol:
                 # OCPP-J: a server that does not agree on the subprotocol is not talking OCPP with us.
                 stats.connect_failures["no subprotocol"] += 1
                 await ws.close()
                 self._attempt += 1
+                self._endpoint += 1
                 continue
             try:
-                self._connected(ws)
+                self._connected(ws, url)
                 await self._read(ws)
             finally:
                 self._disconnected()
                 if not ws.closed:
                     await ws.close()
             self._attempt += 1
+            if self._hung_up:
+                self._hung_up = False
+            else:  # closed by the CSMS ("going away") or lost: its node may be gone, try the next one
+                self._endpoint += 1
 
-    def _connected(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def _connected(self, ws: aiohttp.ClientWebSocketResponse, url: str) -> None:
         self._ws = ws
         self._stats.connects += 1
         self._stats.connected += 1
@@ -376,7 +391,7 @@ class Charger:
             else:
                 # Not a reboot: no BootNotification (1.6 4.2), but tell the CSMS where every connector stands.
                 self._dirty = self._all_connectors()
-        self._observe("connected", "", None)
+        self._observe("connected", "", url)
         self._poke()
 
     def _disconnected(self) -> None:
@@ -775,6 +790,7 @@ class Charger:
         self._heartbeat_at = math.inf
         self._triggered = Trigger.NONE
         self._attempt = 0
+        self._hung_up = True
         await ws.close()
 
     def _observe(self, event: str, action: str, payload: Any) -> None:

@@ -92,6 +92,12 @@ async def simulate_fleet(fleet: Fleet, duration: float | None, progress: float) 
     help="CSMS endpoint; /{chargerId} is appended.",
 )
 @click.option(
+    "--failover-url",
+    "failover_urls",
+    multiple=True,
+    help="Another node of the CSMS (repeatable): a charger whose endpoint fails or goes away tries the next.",
+)
+@click.option(
     "--chargers", type=click.IntRange(min=1), default=10, show_default=True, help="Number of chargers."
 )
 @click.option("--ocpp", "version", type=click.Choice(["1.6", "2.0.1"]), default="1.6", show_default=True)
@@ -191,6 +197,7 @@ async def simulate_fleet(fleet: Fleet, duration: float | None, progress: float) 
 )
 def simulate(
     url: str,
+    failover_urls: tuple[str, ...],
     chargers: int,
     version: OcppVersion,
     meter_interval: float,
@@ -228,6 +235,7 @@ def simulate(
         ids = charger_ids(id_prefix, chargers)
     config = ChargerConfig(
         url=url,
+        failover_urls=failover_urls,
         version=version,
         connectors=connectors,
         heartbeat=heartbeat,

@@ -8,9 +8,10 @@ from typing import Any, Literal
 
 OcppVersion = Literal["1.6", "2.0.1"]
 
-#: Called as observer(charger_id, event, action, payload) on "connected", "disconnected", "queued" (a
-#: transaction-related message was generated), "sent" (a CALL left), "result" (its CALLRESULT arrived),
-#: "error" (CALLERROR or timeout) and "csms_call" (a call from the CSMS was answered).
+#: Called as observer(charger_id, event, action, payload) on "connected" (payload: the endpoint's URL),
+#: "disconnected", "queued" (a transaction-related message was generated), "sent" (a CALL left),
+#: "result" (its CALLRESULT arrived), "error" (CALLERROR or timeout) and "csms_call" (a call from the
+#: CSMS was answered).
 Observer = Callable[[str, str, str, Any], None]
 
 
@@ -19,6 +20,10 @@ class ChargerConfig:
     """One instance per fleet: a charger keeps only what differs between chargers."""
 
     url: str = "ws://127.0.0.1:9000/ocpp"
+    #: Other nodes of the same CSMS. A charger stays on an endpoint while it serves; after a failed connection
+    #: attempt, or a connection the CSMS closed or lost, it tries the next of `url` + these, round robin.
+    #: Empty: `url` only.
+    failover_urls: tuple[str, ...] = ()
     version: OcppVersion = "1.6"
     connectors: int = 1
     #: Seconds between Heartbeats; None means the interval the CSMS returns in BootNotification.
@@ -55,6 +60,11 @@ class ChargerConfig:
     model: str = "SimCharger"
     firmware: str = "1.0.0"
     observer: Observer | None = None
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every endpoint, in the order a charger tries them."""
+        return (self.url, *self.failover_urls)
 
     def __post_init__(self) -> None:
         if self.connectors < 1:

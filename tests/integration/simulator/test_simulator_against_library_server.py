@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -382,6 +383,39 @@ async def test_messages_queued_offline_are_replayed_in_order_with_their_original
         new_id = second.answer(start_call)[2]["transactionId"]
         assert all(f[3]["transactionId"] == new_id for f in replayed[start_index + 1 :])
     assert fleet.stats.replayed >= len(offline_queued)
+    assert fleet.stats.errors == {}, fleet.stats.errors
+
+
+@needs_websockets
+async def test_a_charger_fails_over_to_the_next_node_when_one_refuses_or_goes_away() -> None:
+    events = Events()
+    first, second = Journal(), Journal()
+    with socket.socket() as probe:  # a port nothing listens on: the charger's first endpoint is down
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    first_server = await start_library_server(first)
+    second_server = await start_library_server(second)
+    urls = [f"ws://127.0.0.1:{port}/ocpp" for port in (dead, first_server.port, second_server.port)]
+    config = fast_config(dead, "1.6", failover_urls=tuple(urls[1:]), observer=events)
+    fleet = Fleet(["SIM-FAILOVER"], config, charging_share=1.0)
+
+    def connected_to() -> list[Any]:
+        return [payload for _, event, _, payload in events.log if event == "connected"]
+
+    try:
+        async with running(fleet):
+            await first.wait_for(lambda: len(first.calls(actions=TX_ACTIONS)) >= 2)
+            await first_server.close()  # its node goes away: the charger moves on to the next one
+            await second.wait_for(lambda: len(second.calls(actions=TX_ACTIONS)) >= 2)
+    finally:
+        await first_server.close()
+        await second_server.close()
+
+    assert connected_to() == [f"{urls[1]}/SIM-FAILOVER", f"{urls[2]}/SIM-FAILOVER"]
+    assert fleet.stats.connect_failures == {"ClientConnectorError": 1}
+    assert len(first.calls(actions="BootNotification")) == 1
+    assert not second.calls(actions="BootNotification"), "a reconnect to another node is not a reboot"
+    assert second.calls(actions="StatusNotification"), "the new node hears every connector's status"
     assert fleet.stats.errors == {}, fleet.stats.errors
 
 

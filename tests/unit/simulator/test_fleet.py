@@ -42,6 +42,7 @@ def test_simulate_offers_the_documented_options() -> None:
     assert result.exit_code == 0
     for option in (
         "--url",
+        "--failover-url",
         "--chargers",
         "--ocpp",
         "--meter-interval",
