@@ -122,6 +122,7 @@ async def fleet_simulator(channel: Channel, args: SimulatorArgs) -> dict[str, An
             "accepted": stats.accepted,
             "sessions": stats.sessions_started,
             "expected_sessions": sessions,
+            "dropped": stats.disconnects,
         },
     )
     await channel.recv()  # window

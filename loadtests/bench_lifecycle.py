@@ -63,13 +63,13 @@ from csms.localstripe import (
 from loadtests.bench_append import Bench, Work, _rate
 from loadtests.drivers import (
     PRICED,
-    STARTED,
     DriverFigures,
     SessionWatch,
     Window,
-    add_card,
+    drain,
     drive_session,
-    register_and_log_in,
+    sign_up_drivers,
+    watching_sessions,
 )
 from loadtests.scratch import (
     HOST,
@@ -78,6 +78,8 @@ from loadtests.scratch import (
     client_processes,
     count_events,
     free_port,
+    machine_busy_percent,
+    named_pids,
     postgres_pids,
     raise_open_files_limit,
     register_fleet,
@@ -92,8 +94,6 @@ from loadtests.simulator.fleet import Fleet
 
 _TARGET_SESSIONS_PER_S = 100.0
 _TARGET_START_P99_MS = 250.0
-# Registration and login each cost an argon2 hash in the write API (two at a time): more in flight only queue.
-LOGIN_CONCURRENCY: Final = 4
 _TIMED_LOADS = 20
 _REMOTE_COMMANDS: Final = ("RemoteStartTransaction", "RemoteStopTransaction")
 _PHASES: Final = ("until the command reached the charger", "after the charger answered")
@@ -226,59 +226,23 @@ async def driver_process(channel: Channel, args: DriverArgs) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=args.call_timeout)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-        limit = asyncio.Semaphore(LOGIN_CONCURRENCY)
-
-        async def log_in(index: int) -> str:
-            async with limit:
-                token = await register_and_log_in(
-                    http, args.api, f"driver-{index}-{args.run_id}@bench.example.com"
-                )
-                await add_card(http, args.api, args.stripe_url, token)
-                return token
-
         began = time.perf_counter()
-        tokens = await asyncio.gather(*(log_in(i) for i in range(len(args.charger_ids))))
+        signed_up = await sign_up_drivers(http, args.api, args.stripe_url, len(args.charger_ids), args.run_id)
         login_seconds = time.perf_counter() - began
-        pool = await create_pool(args.database_url, max_size=2, min_size=1)
-        store = EventStore(pool, args.database_url)
-        watch = SessionWatch()
-        follower: asyncio.Task[None] | None = None
-        try:
-            head = await store.head_position()
-            subscription = await store.subscribe(
-                f"bench-lifecycle-{args.run_id}", topics=[STARTED, PRICED], start_after=head
-            )
-            follower = asyncio.create_task(watch.follow(subscription))
+        async with watching_sessions(args.database_url, f"bench-lifecycle-{args.run_id}") as watch:
             channel.send("ready", {"pid": os.getpid(), "login_seconds": login_seconds})
             await channel.recv()  # go
             window = Window()
             figures = DriverFigures()
             drivers = [
-                asyncio.create_task(_drive(http, args, token, charger_id, watch, window, figures))
-                for token, charger_id in zip(tokens, args.charger_ids, strict=True)
+                asyncio.create_task(_drive(http, args, driver.token, charger_id, watch, window, figures))
+                for driver, charger_id in zip(signed_up, args.charger_ids, strict=True)
             ]
             await channel.recv()  # window
             window.opened = time.perf_counter()
             await channel.recv()  # stop
             window.closed = time.perf_counter()
-            _, late = await asyncio.wait(drivers, timeout=_DRAIN_SECONDS)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*drivers, return_exceptions=True)
-            if late:
-                figures.errors[f"sessions still under way {_DRAIN_SECONDS:.0f} s after the window"] += len(
-                    late
-                )
-            crashed = [t.exception() for t in drivers if not t.cancelled() and t.exception() is not None]
-            if crashed:
-                figures.errors[f"driver crashed: {crashed[0]!r}"] += len(crashed)
-        finally:
-            if follower is not None:
-                follower.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await follower
-            await store.close()
-            await pool.close()
+            await drain(drivers, _DRAIN_SECONDS, figures)
     return {
         "login_seconds": login_seconds,
         "window_seconds": window.closed - window.opened,
@@ -519,17 +483,6 @@ def _fixed(pids: list[int]) -> Callable[[], list[int]]:
     return lambda: pids
 
 
-def _named_pids(name: str) -> list[int]:
-    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == name]
-
-
-def _machine_busy_percent(before: Any, after: Any) -> float:
-    """Share of all cores' time not idle between two `psutil.cpu_times()` (everyone's load, ours or not)."""
-    total = sum(after) - sum(before)
-    idle = (after.idle + after.iowait) - (before.idle + before.iowait)
-    return 100.0 * (1.0 - idle / total) if total > 0 else 0.0
-
-
 # --------------------------------------------------------------------------- the run
 
 
@@ -767,7 +720,7 @@ async def run(database_url: str, redis_url: str, plan: Plan) -> Report:
                 groups: dict[str, Callable[[], Iterable[int]]] = {
                     **{name: _fixed(pids) for name, pids in system.pids.items()},
                     "postgres (all its processes)": postgres_pids,
-                    "redis": lambda: _named_pids("redis-server"),
+                    "redis": lambda: named_pids("redis-server"),
                     "simulator": lambda: simulator.pids,
                     "drivers": lambda: drivers.pids,
                 }
@@ -801,7 +754,7 @@ async def run(database_url: str, redis_url: str, plan: Plan) -> Report:
                 drivers.send_all("stop")
                 simulator.send_all("closed")
                 report.cpu_percent = meter.stop()
-                report.machine_busy_percent = _machine_busy_percent(machine_before, psutil.cpu_times())
+                report.machine_busy_percent = machine_busy_percent(machine_before, psutil.cpu_times())
                 last = await log_head(url)
                 report.load_after = os.getloadavg()
                 for task in probing:

@@ -8,16 +8,18 @@ prepares the locust files' drivers with them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import aiohttp
 
+from csms.eventstore import EventStore, create_pool
 from csms.eventstore.subscription import Subscription
 from csms.localstripe import LOCALSTRIPE_PUBLISHABLE_KEY
 
@@ -33,6 +35,8 @@ _EVENT_TIMEOUT_SECONDS = 30.0
 # by at most this much.
 _SUBSCRIPTION_GATHER_SECONDS = 0.02
 _STOP_ATTEMPTS = 5
+# Registration and login each cost an argon2 hash in the write API (two at a time): more in flight only queue.
+_SIGN_UP_CONCURRENCY = 4
 
 
 class SessionWatch:
@@ -234,3 +238,64 @@ async def drive_session(
         figures.to_priced_s.append(priced - first_stop)
         figures.session_s.append(priced - began)
         figures.priced_at.append(priced - window.opened)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedUp:
+    email: str
+    token: str
+    """An access token (CSMS_AUTH_ACCESS_TOKEN_TTL_SECONDS long)."""
+
+
+async def sign_up_drivers(
+    http: aiohttp.ClientSession, api: str, stripe_url: str, count: int, run_id: str
+) -> list[SignedUp]:
+    """`count` drivers registered and logged in over the API, each with a test card saved (password
+    `PASSWORD`), as the app's users are before their first charge."""
+    limit = asyncio.Semaphore(_SIGN_UP_CONCURRENCY)
+
+    async def sign_up(index: int) -> SignedUp:
+        email = f"driver-{index}-{run_id}@bench.example.com"
+        async with limit:
+            token = await register_and_log_in(http, api, email)
+            await add_card(http, api, stripe_url, token)
+        return SignedUp(email, token)
+
+    return await asyncio.gather(*(sign_up(i) for i in range(count)))
+
+
+@contextlib.asynccontextmanager
+async def watching_sessions(database_url: str, consumer: str) -> AsyncIterator[SessionWatch]:
+    """A `SessionWatch` following the log from now on, under the subscription name `consumer`."""
+    pool = await create_pool(database_url, max_size=2, min_size=1)
+    store = EventStore(pool, database_url)
+    follower: asyncio.Task[None] | None = None
+    try:
+        watch = SessionWatch()
+        head = await store.head_position()
+        subscription = await store.subscribe(consumer, topics=[STARTED, PRICED], start_after=head)
+        follower = asyncio.create_task(watch.follow(subscription))
+        yield watch
+    finally:
+        if follower is not None:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+        await store.close()
+        await pool.close()
+
+
+async def drain(tasks: Collection[asyncio.Task[Any]], within: float, figures: DriverFigures) -> None:
+    """Let the sessions under way finish for up to `within` seconds; those still going, and any that
+    crashed, count as errors."""
+    if not tasks:
+        return
+    _, late = await asyncio.wait(tasks, timeout=within)
+    for task in late:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if late:
+        figures.errors[f"sessions still under way {within:.0f} s after the window"] += len(late)
+    crashed = [t.exception() for t in tasks if not t.cancelled() and t.exception() is not None]
+    if crashed:
+        figures.errors[f"driver crashed: {crashed[0]!r}"] += len(crashed)

@@ -494,6 +494,18 @@ class CpuMeter:
         return usage
 
 
+def named_pids(name: str) -> list[int]:
+    """The processes called `name` (redis-server, ...) on this machine."""
+    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == name]
+
+
+def machine_busy_percent(before: Any, after: Any) -> float:
+    """Share of all cores' time not idle between two `psutil.cpu_times()` (everyone's load, ours or not)."""
+    total = sum(after) - sum(before)
+    idle = (after.idle + after.iowait) - (before.idle + before.iowait)
+    return 100.0 * (1.0 - idle / total) if total > 0 else 0.0
+
+
 def listen_queue_counters() -> dict[str, int]:
     """The kernel's TcpExt counters of connections a listening socket could not take (this network
     namespace, all sockets): a full accept queue drops the client's SYN, which it resends 1, 3, 7, 15, 31 s
