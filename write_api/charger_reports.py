@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ from csms.eventstore import AggregateNotFoundError, ConcurrencyError, Repository
 from csms.observability.logging import bind_log_fields
 
 A = TypeVar("A")
+
+_log = logging.getLogger(__name__)
 
 # A station without a tariff charges nothing; the session still records its energy.
 FREE_TARIFF = TariffSnapshot(
@@ -284,21 +287,21 @@ class ChargerReports:
         session_id = await self._transactions.find(charger_id, transaction_id)
         at = self._clock()
         if session_id is None:
+            anomaly = "Stop for a transaction whose start was never reported"
             await self._on_charger(
-                charger_id,
-                lambda c: c.record_transaction_anomaly(
-                    transaction_id, "Stop for a transaction whose start was never reported", at
-                ),
+                charger_id, lambda c: c.record_transaction_anomaly(transaction_id, anomaly, at)
             )
+            _log.warning("transaction anomaly: %s", anomaly, extra={"transaction_id": transaction_id})
             return None
         bind_log_fields(session_id=str(session_id))
         for attempt in range(self._retries + 1):
             session = await self._repository.get(session_id, ChargingSession, refresh=True)
             charger = await self._require_charger(charger_id)
+            stop_anomaly = None
             if session.status is not SessionStatus.STARTED:
-                anomaly = _stop_anomaly(session, meter_stop_wh)
-                if anomaly is not None:
-                    charger.record_transaction_anomaly(transaction_id, anomaly, at)
+                stop_anomaly = _stop_anomaly(session, meter_stop_wh)
+                if stop_anomaly is not None:
+                    charger.record_transaction_anomaly(transaction_id, stop_anomaly, at)
             if readings:
                 session.record_meter_values(readings, at)
             session.stop(max(meter_stop_wh, 0), stopped_at, reason, at)
@@ -311,6 +314,10 @@ class ChargerReports:
                 if attempt == self._retries:
                     raise
                 continue
+            if stop_anomaly is not None:
+                _log.warning(
+                    "transaction anomaly: %s", stop_anomaly, extra={"transaction_id": transaction_id}
+                )
             return session_id
         raise AssertionError("unreachable")
 

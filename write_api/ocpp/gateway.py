@@ -227,7 +227,6 @@ class Gateway:
             self._cleanups.add(cleanup)
             cleanup.add_done_callback(self._cleanups.discard)
             await asyncio.shield(cleanup)
-            _log.info("charger disconnected", extra={"reason": connection.close_reason})
 
     def _seen_callback(self, charge_point_id: str) -> Callable[[], None]:
         presence = self._presence
@@ -256,6 +255,8 @@ class Gateway:
     async def _disconnected(
         self, charge_point_id: str, charger_id: uuid.UUID, connection_id: uuid.UUID, reason: str
     ) -> None:
+        # Logged here, in the shielded cleanup, so that a handler cancelled at shutdown still says so.
+        _log.info("charger disconnected", extra={"reason": reason})
         try:
             await self._reports.disconnected(charger_id, connection_id, reason[:500] or "closed")
         except Exception:
