@@ -13,6 +13,9 @@ Key layout (every key starts with the deployment's key prefix):
   entries on every write (approximate MAXLEN: whole stream nodes are dropped, which is cheap), and expiring
   `retention_seconds` after its last write, so a decommissioned charger's log disappears.
 
+The one thing never kept is a charger's password: the value the CSMS sets for a write-only password key
+(ChangeConfiguration `AuthorizationKey`, SetVariables `BasicAuthPassword`) is replaced before it is buffered.
+
 Entry ids are Redis's own (time of the write, not of the frame) and order the log; `at` is the frame's time.
 A flush is one script call for the whole batch, its frames in one JSON argument, not an XADD per frame: under
 load the gateway writes two frames per message, and redis-py's packing of every argument and parsing of every
@@ -41,6 +44,11 @@ _log = logging.getLogger(__name__)
 Direction: TypeAlias = Literal["in", "out"]
 
 DEFAULT_RETENTION_SECONDS: Final = 7 * 24 * 3600.0
+
+# Write-only configuration holding the charger's Basic auth password (1.6 security whitepaper; 2.0.1
+# SecurityCtrlr), which an operator may set through the configuration command.
+_PASSWORD_KEYS: Final = ("AuthorizationKey", "BasicAuthPassword")
+REDACTED: Final = "(redacted)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +79,28 @@ end
 return #frames / 4
 """
 )
+
+
+def without_passwords(raw: str | bytes) -> str | bytes:
+    """The frame with the value replaced of any password key a CALL of ours sets; else the frame itself."""
+    text = raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace")
+    if "AuthorizationKey" not in text and "BasicAuthPassword" not in text:  # nearly every frame: no parsing
+        return raw
+    try:
+        frame = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return REDACTED  # keep nothing rather than risk the password
+    if not (isinstance(frame, list) and len(frame) == 4 and frame[0] == 2 and isinstance(frame[3], dict)):
+        return raw  # only a CALL sets configuration
+    action, payload = frame[2], frame[3]
+    if action == "ChangeConfiguration" and payload.get("key") in _PASSWORD_KEYS:
+        payload["value"] = REDACTED
+    elif action == "SetVariables":
+        for item in payload.get("setVariableData") or ():
+            variable = item.get("variable") if isinstance(item, dict) else None
+            if isinstance(variable, dict) and variable.get("name") in _PASSWORD_KEYS:
+                item["attributeValue"] = REDACTED
+    return orjson.dumps(frame).decode()
 
 
 class MessageLog:
@@ -118,6 +148,8 @@ class MessageLog:
 
     def record(self, charge_point_id: str, direction: Direction, raw: str | bytes, at: datetime) -> None:
         """Log a frame. O(1), no I/O, never raises because of Redis."""
+        if direction == "out":
+            raw = without_passwords(raw)
         if len(self._buffer) >= self._max_buffer:
             self._drop_oldest(len(self._buffer) - self._max_buffer + 1)
         self._buffer.append((charge_point_id, direction, raw, at))

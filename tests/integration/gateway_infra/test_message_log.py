@@ -73,6 +73,33 @@ async def test_frames_are_read_back_newest_first_after_a_flush(redis: Redis, red
     assert await log.read(charger()) == []
 
 
+async def test_a_charger_password_we_set_is_never_kept(redis: Redis, redis_key_prefix: str) -> None:
+    log = MessageLog(redis, redis_key_prefix)
+    cp = charger()
+    password = uuid.uuid4().hex
+    set_16 = f'[2,"c1","ChangeConfiguration",{{"key":"AuthorizationKey","value":"{password}"}}]'
+    set_201 = (
+        '[2,"c2","SetVariables",{"setVariableData":[{"component":{"name":"SecurityCtrlr"},'
+        f'"variable":{{"name":"BasicAuthPassword"}},"attributeValue":"{password}"}},'
+        '{"component":{"name":"OCPPCommCtrlr"},"variable":{"name":"HeartbeatInterval"},"attributeValue":"60"}]}]'
+    )
+    other = '[2,"c3","ChangeConfiguration",{"key":"HeartbeatInterval","value":"60"}]'
+    log.record(cp, "out", set_16, T0)
+    log.record(cp, "out", set_201, T0)
+    log.record(cp, "out", other, T0)
+    log.record(cp, "out", f"AuthorizationKey {password} not JSON", T0)
+
+    await log.flush()
+    kept = [f.raw for f in reversed(await log.read(cp))]
+
+    assert all(password not in raw for raw in kept)
+    assert '"key":"AuthorizationKey","value":"(redacted)"' in kept[0]
+    assert '"attributeValue":"(redacted)"' in kept[1]
+    assert '"attributeValue":"60"' in kept[1]  # only the password is withheld
+    assert kept[2] == other  # every other frame is kept as it was
+    assert kept[3] == "(redacted)"
+
+
 async def test_frames_keep_any_text_a_charger_sent(redis: Redis, redis_key_prefix: str) -> None:
     """Frames travel to Redis inside one JSON argument: quotes, control characters and non-ASCII text come
     back as they were; a lone surrogate (not UTF-8 at all) comes back replaced, as non-UTF-8 bytes do."""
