@@ -9,19 +9,36 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from csms.connectivity import redact_url
+
 T = TypeVar("T")
 
 
+# Never shown, in an error message or a repr: the message ends up in logs.
+_SECRET_VARIABLES = frozenset({"STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET"})
+
+
 class SettingsError(ValueError):
-    """A configuration variable is missing or malformed; the message names it."""
+    """A configuration variable is missing or malformed; the message names it (and shows its value, but
+    never a secret's, nor the password in a URL)."""
 
     def __init__(self, name: str, value: str, reason: str) -> None:
-        super().__init__(f"{name}={value!r} is invalid: {reason}")
+        shown = "(hidden)" if name in _SECRET_VARIABLES and value else repr(_without_password(value))
+        super().__init__(f"{name}={shown} is invalid: {reason}")
         self.name = name
 
 
+def _without_password(value: str) -> str:
+    try:
+        return redact_url(value) if "@" in value else value
+    except ValueError:  # not a URL urlsplit can read: show none of it
+        return "(hidden)"
+
+
 def _setting(env: str, default: Any, doc: str) -> Any:
-    return field(default=default, metadata={"env": env, "doc": doc})
+    # Values that may hold a password or a key stay out of the dataclass's repr.
+    secret = env in _SECRET_VARIABLES or env in {"CSMS_DATABASE_URL", "CSMS_REDIS_URL"}
+    return field(default=default, metadata={"env": env, "doc": doc}, repr=not secret)
 
 
 @dataclass(frozen=True, slots=True)
