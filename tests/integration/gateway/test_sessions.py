@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
@@ -15,11 +16,12 @@ from csms.domain import ChargingSession, ConnectorUnavailable, SessionConflict, 
 from loadtests.simulator.config import ChargerConfig
 from loadtests.simulator.fleet import Fleet
 from tests.integration.gateway.conftest import GatewayEnv, now
+from tests.json_logs import json_logs
 from write_api.access import Actor, NotFound
 from write_api.ocpp.command_router import CommandRouter
 from write_api.ocpp.commands import ChargerCommands, protocol_from_repository
 from write_api.ocpp.outcome import CallOutcome
-from write_api.sessions import ChargerOffline, SessionService
+from write_api.sessions import ChargerOffline, SessionAnswer, SessionService
 
 
 class NoSockets:
@@ -106,6 +108,33 @@ async def test_start_and_stop_through_the_charger(sessions: Sessions, gateway_en
     assert priced.stop_reason is StopReason.REMOTE
     assert priced.breakdown is not None
     assert again.status is SessionStatus.PRICED  # idempotent
+
+
+async def test_lines_after_a_start_or_stop_name_the_session_and_charger(
+    sessions: Sessions, gateway_env: GatewayEnv
+) -> None:
+    driver_id = await _driver(gateway_env)
+    answered = logging.getLogger("tests.sessions")
+
+    async def request(action: Callable[[], Awaitable[SessionAnswer]]) -> SessionAnswer:
+        # An API request's own task, as aiohttp gives each: its access log line comes after the service.
+        answer = await action()
+        answered.info("answered")
+        return answer
+
+    with json_logs() as log:
+        started = await asyncio.create_task(
+            request(lambda: sessions.service.start(driver_id, sessions.charge_point_id, evse_id=1))
+        )
+        await _wait_status(gateway_env, started.session_id, SessionStatus.STARTED)
+        await asyncio.create_task(
+            request(lambda: sessions.service.stop(started.session_id, Actor("driver", driver_id=driver_id)))
+        )
+
+    lines = log.about(message="answered")
+    assert [(line["session_id"], line["charger_id"]) for line in lines] == [
+        (str(started.session_id), sessions.charge_point_id)
+    ] * 2
 
 
 async def test_two_phones_on_one_connector_get_one_session(
