@@ -69,6 +69,10 @@ async def scraped(
     # Billing's process manager is not run, so this Stripe is never called.
     stripe = StripeEndpoint(api_key="sk_test_unused", api_base="http://127.0.0.1:9")
     async with contextlib.AsyncExitStack() as stack:
+        # One process's own registry, which lists families before their first sample (the multi-process
+        # aggregate of `--workers` lists only families with samples).
+        patch = stack.enter_context(pytest.MonkeyPatch.context())
+        patch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
         gateway, _gateway = await stack.enter_async_context(gateway_app(settings, database_url, redis_url))
         billing, _manager = await stack.enter_async_context(billing_app(settings, database_url, stripe))
         projector, _runners = await stack.enter_async_context(
