@@ -72,7 +72,12 @@ class OcppCharger(User):
             self.connect()
 
     def on_stop(self) -> None:
+        """End a transaction under way before going (as a charger switched off does once back), so that
+        the next run finds the connector free; then close."""
         self._closing = True
+        if self.transaction_id is not None and self.ws is not None:
+            with contextlib.suppress(RescheduleTask):
+                self.stop_transaction("Other")
         if self.ws is not None:
             self.ws.close()
             self.ws = None
@@ -142,6 +147,8 @@ class OcppCharger(User):
             self._pending.clear()
 
     def _ensure_connected(self) -> websocket.WebSocket:
+        if self.ws is None and self._closing:
+            raise RescheduleTask()  # the test is over: a call still under way does not connect again
         if self.ws is None:
             self.transaction_id = None  # a charger that lost its connection ends its session locally
             self.available.clear()
