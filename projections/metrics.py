@@ -5,16 +5,24 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 # Module-level by Prometheus convention: registered once per process. Labelled by projection name only.
-POSITION = Gauge("csms_projection_position", "Last log position the projection has applied.", ["projection"])
+# Gauges say how to combine processes when several share a metrics directory (`csms serve --workers N`).
+POSITION = Gauge(
+    "csms_projection_position",
+    "Last log position the projection has applied.",
+    ["projection"],
+    multiprocess_mode="livemax",
+)
 LAG_SECONDS = Gauge(
     "csms_projection_lag_seconds",
     "Age of the oldest event in the batch just applied (0 once caught up): how stale a reader may be.",
     ["projection"],
+    multiprocess_mode="livemax",
 )
 ACTIVE = Gauge(
     "csms_projection_active",
     "1 while this instance applies the projection's events, 0 on standby.",
     ["projection"],
+    multiprocess_mode="livesum",
 )
 EVENTS = Counter("csms_projection_events_total", "Events applied to the projection.", ["projection"])
 BATCH_SECONDS = Histogram(

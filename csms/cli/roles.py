@@ -16,6 +16,7 @@ from csms.embedded import Servers
 from csms.observability.gc_pauses import freeze_long_lived, watch_gc_pauses
 from csms.observability.logging import log_context
 from csms.observability.loop_lag import watch_loop_lag
+from csms.observability.process_memory import watch_process_memory
 from csms.settings import Settings
 from csms.stripe_endpoint import StripeEndpoint
 from projections.runtime import projector_service
@@ -29,11 +30,13 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class RoleContext:
-    """What every role is given: the settings, where Postgres and Redis are, and Stripe (None: not set up)."""
+    """What every role is given: the settings, where Postgres and Redis are, Stripe (None: not set up), and
+    whether its port is shared with other processes."""
 
     settings: Settings
     servers: Servers
     stripe: StripeEndpoint | None = None
+    reuse_port: bool = False  # several processes share each port (`csms serve --workers N`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +56,7 @@ async def run_write_api(context: RoleContext) -> None:
     async with write_api_app(
         settings, context.servers.database_url, context.servers.redis_url, context.stripe
     ) as app:
-        await serve_app(app, host=settings.host, port=settings.write_api_port)
+        await serve_app(app, host=settings.host, port=settings.write_api_port, reuse_port=context.reuse_port)
 
 
 async def run_billing(context: RoleContext) -> None:
@@ -68,7 +71,9 @@ async def run_billing(context: RoleContext) -> None:
         asyncio.TaskGroup() as group,
     ):
         group.create_task(manager.run())
-        group.create_task(serve_app(app, host=settings.host, port=settings.billing_port))
+        group.create_task(
+            serve_app(app, host=settings.host, port=settings.billing_port, reuse_port=context.reuse_port)
+        )
 
 
 async def run_gateway(context: RoleContext) -> None:
@@ -83,6 +88,7 @@ async def run_gateway(context: RoleContext) -> None:
             host=settings.host,
             port=settings.ocpp_port,
             ssl_context=tls_context(settings.ocpp_tls_cert, settings.ocpp_tls_key),
+            reuse_port=context.reuse_port,
         )
 
 
@@ -90,7 +96,7 @@ async def run_read_api(context: RoleContext) -> None:
     """The read API (station discovery, sessions, receipts, operator views) with /healthz and /readyz."""
     settings = context.settings
     async with read_api_app(settings, context.servers.database_url, context.servers.redis_url) as app:
-        await serve_app(app, host=settings.host, port=settings.read_api_port)
+        await serve_app(app, host=settings.host, port=settings.read_api_port, reuse_port=context.reuse_port)
 
 
 async def run_projector(context: RoleContext) -> None:
@@ -106,7 +112,9 @@ async def run_projector(context: RoleContext) -> None:
     ):
         for runner in runners:
             group.create_task(runner.run(), name=f"projection:{runner.target.name}")
-        group.create_task(serve_app(app, host=settings.host, port=settings.projector_port))
+        group.create_task(
+            serve_app(app, host=settings.host, port=settings.projector_port, reuse_port=context.reuse_port)
+        )
 
 
 ROLES: Mapping[str, Role] = {
@@ -146,7 +154,10 @@ async def run_roles(roles: Iterable[Role], context: RoleContext, stop: Awaitable
     stopper = asyncio.ensure_future(stop)
     # Once per process, whatever its roles: the loop's lag and the collector's pauses for /metrics, and the
     # long-lived heap kept out of full collections.
-    helpers = [asyncio.create_task(watch_loop_lag(), name="event-loop-lag")]
+    helpers = [
+        asyncio.create_task(watch_loop_lag(), name="event-loop-lag"),
+        asyncio.create_task(watch_process_memory(), name="process-memory"),
+    ]
     watch_gc_pauses()
     if context.settings.gc_freeze_seconds > 0:
         helpers.append(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+_log = logging.getLogger(__name__)
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -26,7 +29,12 @@ def run(main: Coroutine[Any, Any, T]) -> T:
 
 
 async def wait_for_stop_signal() -> None:
-    """Return on the first SIGINT (Ctrl-C) or SIGTERM (orchestrators), whichever comes first."""
+    """Return on the first SIGINT (Ctrl-C) or SIGTERM (orchestrators), whichever comes first.
+
+    A drain follows (a gateway answers its in-flight messages and records its chargers' disconnects), so a
+    second signal must not cut it short: a repeated SIGTERM is logged and ignored for as long as the loop
+    runs. A second Ctrl-C, from a person who means it, stops the process without waiting.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -35,6 +43,10 @@ async def wait_for_stop_signal() -> None:
     try:
         await stop.wait()
     finally:
-        for number in signals:
-            with suppress(ValueError, RuntimeError):
-                loop.remove_signal_handler(number)
+        with suppress(ValueError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, _already_stopping)
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+def _already_stopping() -> None:
+    _log.warning("already stopping: waiting for the drain to finish (SIGKILL forces an exit)")

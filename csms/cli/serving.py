@@ -23,9 +23,11 @@ async def serve_app(
     port: int,
     access_log: bool = True,
     ssl_context: ssl.SSLContext | None = None,
+    reuse_port: bool = False,
 ) -> NoReturn:
     """Serve `app` on host:port (TLS with `ssl_context`) until the calling task is cancelled, then shut it
-    down gracefully."""
+    down gracefully. With `reuse_port` several processes listen on the same port (SO_REUSEPORT) and the
+    kernel spreads new connections over them."""
     runner = web.AppRunner(
         app,
         access_log=logging.getLogger("aiohttp.access") if access_log else None,
@@ -35,7 +37,14 @@ async def serve_app(
     try:
         # A deep accept queue: after a restart thousands of chargers reconnect at once, and with the default
         # backlog of 128 the kernel drops their SYNs, leaving them to retry with back-off for minutes.
-        site = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=_LISTEN_BACKLOG)
+        site = web.TCPSite(
+            runner,
+            host,
+            port,
+            ssl_context=ssl_context,
+            backlog=_LISTEN_BACKLOG,
+            reuse_port=reuse_port or None,
+        )
         await site.start()
         scheme = "https" if ssl_context else "http"
         _log.info("listening", extra={"url": f"{scheme}://{host}:{port}"})

@@ -16,7 +16,11 @@ LAG = Histogram(
     "How much later than asked the event loop ran a timer (sampled every half second).",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
-LAST_LAG = Gauge("csms_event_loop_lag_last_seconds", "The most recent event loop lag sample.")
+LAST_LAG = Gauge(
+    "csms_event_loop_lag_last_seconds",
+    "The most recent event loop lag sample (the worst of a role's processes).",
+    multiprocess_mode="livemax",
+)
 
 
 async def watch_loop_lag(interval: float = 0.5) -> None:

@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 _START_TIMEOUT_SECONDS = 60
@@ -38,17 +38,32 @@ class RoleProcess:
 @contextlib.asynccontextmanager
 async def role_process(role: str, *more_roles: str, **environment: str) -> AsyncIterator[RoleProcess]:
     """`csms serve --role ROLE ...` with the given CSMS_* variables, once every role logs that it listens."""
-    roles = (role, *more_roles)
+    async with serve_process((role, *more_roles), environment) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def serve_process(
+    roles: Sequence[str],
+    environment: Mapping[str, str],
+    *,
+    args: Sequence[str] = (),
+    listeners: int | None = None,
+) -> AsyncIterator[RoleProcess]:
+    """`csms serve --role R ... ARGS` with the given variables, once `listeners` processes or roles (by
+    default one per role) have logged that they listen."""
+    role = roles[0]
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "csms.cli", "serve", *(arg for r in roles for arg in ("--role", r)),
+        sys.executable, "-m", "csms.cli", "serve", *(arg for r in roles for arg in ("--role", r)), *args,
         env={**os.environ, "CSMS_LOG_LEVEL": "INFO", **environment},
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stderr is not None
     running = RoleProcess(process)
+    expected = len(roles) if listeners is None else listeners
     try:
         async with asyncio.timeout(_START_TIMEOUT_SECONDS):
-            while sum(entry.get("message") == "listening" for entry in running.log) < len(roles):
+            while sum(entry.get("message") == "listening" for entry in running.log) < expected:
                 line = await process.stderr.readline()
                 assert line, f"csms serve --role {role} exited early: {running.log}"
                 try:

@@ -1,0 +1,147 @@
+"""`csms serve --workers N`: several processes per role share one port, `/metrics` speaks for all of them,
+a worker that dies is replaced, and SIGTERM drains every worker before the supervisor exits."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+from ocpp.v16 import call
+from prometheus_client.parser import text_string_to_metric_families
+
+from csms.domain.topics import EVENT_TYPES
+from csms.eventstore import EventCodec, EventStore, Repository, create_pool
+from tests.e2e.processes import free_port, serve_process
+from tests.integration.gateway.clients import connect
+from tests.integration.gateway.conftest import register_charger
+from tests.integration.gateway_infra import eventually
+
+_CHARGERS = 16  # spread by the kernel over two workers: all on one has a chance of 2 in 65,536
+
+
+def _workers(supervisor_pid: int, role: str) -> list[psutil.Process]:
+    """The supervisor's live worker processes serving `role` (not one killed and not yet reaped)."""
+    workers = []
+    for child in psutil.Process(supervisor_pid).children():
+        with contextlib.suppress(psutil.Error):  # gone, or a zombie: it serves nothing
+            if ["--role", role] == child.cmdline()[-3:-1]:
+                workers.append(child)
+    return workers
+
+
+def _established(worker: psutil.Process, port: int) -> int:
+    return sum(
+        1
+        for connection in worker.net_connections(kind="tcp")
+        if connection.laddr and connection.laddr.port == port and connection.status == psutil.CONN_ESTABLISHED
+    )
+
+
+async def _metric(http: aiohttp.ClientSession, url: str, name: str, **labels: str) -> float:
+    async with http.get(url) as response:
+        assert response.status == 200
+        text = await response.text()
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+@contextlib.asynccontextmanager
+async def _chargers(url: str, credentials: list[tuple[str, str]]) -> AsyncIterator[list[Any]]:
+    async with contextlib.AsyncExitStack() as stack:
+        chargers = [
+            await stack.enter_async_context(connect(url, charge_point_id, password))
+            for charge_point_id, password in credentials
+        ]
+        yield chargers
+
+
+async def test_workers_share_ports_report_as_one_and_drain_on_sigterm(
+    database_url: str, redis_url: str, redis_key_prefix: str, tmp_path: Path
+) -> None:
+    pool = await create_pool(database_url, max_size=2)
+    store = EventStore(pool, database_url)
+    try:
+        repository = Repository(store, EventCodec(EVENT_TYPES))
+        credentials = [await register_charger(repository) for _ in range(_CHARGERS)]
+    finally:
+        await store.close()
+        await pool.close()
+    ocpp_port, write_port = free_port(), free_port()
+    environment = {
+        "CSMS_DATABASE_URL": database_url,
+        "CSMS_REDIS_URL": redis_url,
+        "CSMS_REDIS_KEY_PREFIX": redis_key_prefix,
+        "CSMS_DATA_DIR": str(tmp_path),
+        "CSMS_OCPP_PORT": str(ocpp_port),
+        "CSMS_WRITE_API_PORT": str(write_port),
+    }
+    metrics = f"http://127.0.0.1:{ocpp_port}/metrics"
+    ocpp = f"ws://127.0.0.1:{ocpp_port}/ocpp"
+    async with (
+        serve_process(("gateway", "write-api"), environment, args=("--workers", "2"), listeners=4) as node,
+        aiohttp.ClientSession() as http,
+    ):
+        supervisor = node.process.pid
+        gateways, write_apis = _workers(supervisor, "gateway"), _workers(supervisor, "write-api")
+        assert (len(gateways), len(write_apis)) == (2, 2)
+        async with http.get(f"http://127.0.0.1:{write_port}/healthz") as health:
+            assert health.status == 200
+
+        async with _chargers(ocpp, credentials) as chargers:
+            for charger in chargers:
+                await charger.call(call.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+            spread = [_established(worker, ocpp_port) for worker in gateways]
+            assert sum(spread) == _CHARGERS, spread
+            assert min(spread) > 0, spread
+            # Whichever worker answers the scrape, it counts every worker's chargers and messages.
+            for _ in range(4):
+                assert (
+                    await _metric(http, metrics, "csms_ocpp_connected_chargers", protocol="ocpp1.6")
+                    == _CHARGERS
+                )
+                assert (
+                    await _metric(
+                        http, metrics, "csms_ocpp_messages_total", action="BootNotification", result="result"
+                    )
+                    == _CHARGERS
+                )
+
+            # A worker killed outright is replaced; its chargers no longer count as connected.
+            victim = max(gateways, key=lambda worker: _established(worker, ocpp_port))
+            lost = _established(victim, ocpp_port)
+            victim.send_signal(signal.SIGKILL)
+
+            async def replaced_worker_listening() -> bool:
+                pids = {worker.pid for worker in _workers(supervisor, "gateway")}
+                return len(pids) == 2 and victim.pid not in pids
+
+            async def victims_chargers_gone() -> bool:
+                connected = await _metric(http, metrics, "csms_ocpp_connected_chargers", protocol="ocpp1.6")
+                return connected == _CHARGERS - lost
+
+            await eventually(replaced_worker_listening, within=30)
+            await eventually(victims_chargers_gone, within=30)
+            replaced = _workers(supervisor, "gateway")
+
+        code, _log = await node.terminate()
+        assert code == 0, _log[-3000:]
+        assert not any(worker.is_running() for worker in _workers_gone(replaced + write_apis))
+
+
+def _workers_gone(workers: list[psutil.Process]) -> list[psutil.Process]:
+    """The given workers that still exist as live (not zombie) processes."""
+    alive = []
+    for worker in workers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if worker.status() != psutil.STATUS_ZOMBIE:
+                alive.append(worker)
+    return alive
