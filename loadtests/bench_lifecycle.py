@@ -34,12 +34,10 @@ import json
 import math
 import os
 import statistics
-import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -85,7 +83,9 @@ from loadtests.scratch import (
     register_fleet,
     scratch_database,
     scratch_redis_prefix,
+    serve_argv,
     server_process,
+    work_dir,
     write_password_file,
 )
 from loadtests.simulator.config import ChargerConfig
@@ -578,10 +578,6 @@ class Servers:
     logs: list[Path]
 
 
-def _serve_argv(*roles: str) -> list[str]:
-    return [sys.executable, "-m", "csms.cli", "serve", *(arg for role in roles for arg in ("--role", role))]
-
-
 async def _wait_listening(port: int, within: float) -> None:
     deadline = time.monotonic() + within
     while True:
@@ -605,17 +601,17 @@ async def servers(plan: Plan, env: Mapping[str, str], work: Path) -> AsyncIterat
     async with contextlib.AsyncExitStack() as stack:
         if plan.layout == "combined":
             both = await stack.enter_async_context(
-                server_process("write-api+gateway", _serve_argv("write-api", "gateway"), api_port, work, env)
+                server_process("write-api+gateway", serve_argv("write-api", "gateway"), api_port, work, env)
             )
             await _wait_listening(ocpp_port, 60.0)
             name = "write-api + gateway"
             yield Servers({name: [both.pid]}, {name: f"http://{HOST}:{api_port}/healthz"}, [both.log_path])
         else:
             gateway = await stack.enter_async_context(
-                server_process("gateway", _serve_argv("gateway"), ocpp_port, work, env)
+                server_process("gateway", serve_argv("gateway"), ocpp_port, work, env)
             )
             write_api = await stack.enter_async_context(
-                server_process("write-api", _serve_argv("write-api"), api_port, work, env)
+                server_process("write-api", serve_argv("write-api"), api_port, work, env)
             )
             yield Servers(
                 {"write-api": [write_api.pid], "gateway": [gateway.pid]},
@@ -645,16 +641,6 @@ def server_errors(logs: Sequence[Path]) -> dict[str, int]:
     return dict(found.most_common())
 
 
-@contextlib.contextmanager
-def _work_dir(log_dir: Path | None) -> Iterator[Path]:
-    if log_dir is not None:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        yield log_dir
-        return
-    with tempfile.TemporaryDirectory(prefix="csms-bench-lifecycle-") as tmp:
-        yield Path(tmp)
-
-
 async def run(database_url: str, redis_url: str, plan: Plan) -> Report:
     load_before = os.getloadavg()
     baseline = await measure_append_baseline(database_url)
@@ -664,7 +650,7 @@ async def run(database_url: str, redis_url: str, plan: Plan) -> Report:
     tuning = {**_TUNING, "CSMS_REDIS_URL": server_redis_url}
     report = Report(plan, tuning, load_before, load_before, baseline)
     with (
-        _work_dir(plan.log_dir) as work,
+        work_dir(plan.log_dir, "csms-bench-lifecycle-") as work,
         running_localstripe(free_loopback_port()) as stripe_url,
     ):
         async with scratch_database(database_url) as url, scratch_redis_prefix(redis_url) as prefix:

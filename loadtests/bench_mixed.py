@@ -28,12 +28,10 @@ import json
 import math
 import os
 import random
-import sys
-import tempfile
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -71,7 +69,9 @@ from loadtests.scratch import (
     register_fleet,
     scratch_database,
     scratch_redis_prefix,
+    serve_argv,
     server_process,
+    work_dir,
     write_password_file,
 )
 from loadtests.simulator.fleet import charges
@@ -483,20 +483,6 @@ class Plan:
     log_dir: Path | None
 
 
-def _serve_argv(role: str) -> list[str]:
-    return [sys.executable, "-m", "csms.cli", "serve", "--role", role]
-
-
-@contextlib.contextmanager
-def _work_dir(log_dir: Path | None) -> Iterator[Path]:
-    if log_dir is not None:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        yield log_dir
-        return
-    with tempfile.TemporaryDirectory(prefix="csms-bench-mixed-") as tmp:
-        yield Path(tmp)
-
-
 def _idle_chargers(ids: Sequence[str]) -> list[str]:
     """The chargers the fleet does not charge on by itself: the drivers' (the simulator accepts remote
     starts on them)."""
@@ -538,7 +524,10 @@ async def run(database_url: str, redis_url: str, plan: Plan) -> Report:
     )
     raise_open_files_limit(plan.chargers + 4 * drivers + 2048)
     postmaster = await postmaster_pid(database_url)
-    with _work_dir(plan.log_dir) as work, running_localstripe(free_loopback_port()) as stripe_url:
+    with (
+        work_dir(plan.log_dir, "csms-bench-mixed-") as work,
+        running_localstripe(free_loopback_port()) as stripe_url,
+    ):
         async with scratch_database(database_url) as url, scratch_redis_prefix(redis_url) as prefix:
             fleet = await register_fleet(url, plan.chargers, per_station=CHARGERS_PER_STATION)
             password_file = work / "passwords.txt"
@@ -584,7 +573,7 @@ async def run(database_url: str, redis_url: str, plan: Plan) -> Report:
                     servers[role] = await stack.enter_async_context(
                         server_process(
                             role,
-                            _serve_argv(role),
+                            serve_argv(role),
                             ports[role],
                             work,
                             {**env, "CSMS_DB_POOL_SIZE": str(_POOL_SIZES[role])},

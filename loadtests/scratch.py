@@ -15,10 +15,11 @@ import resource
 import signal
 import socket
 import sys
+import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -286,8 +287,24 @@ def raise_open_files_limit(wanted: int) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def serve_argv(*roles: str) -> list[str]:
+    """`csms serve` running `roles` in one process, as production starts a role."""
+    return [sys.executable, "-m", "csms.cli", "serve", *(arg for role in roles for arg in ("--role", role))]
+
+
 def gateway_argv() -> list[str]:
-    return [sys.executable, "-m", "csms.cli", "serve", "--role", "gateway"]
+    return serve_argv("gateway")
+
+
+@contextlib.contextmanager
+def work_dir(log_dir: Path | None, prefix: str) -> Iterator[Path]:
+    """The run's folder for logs and files: `log_dir` (kept), or a temporary one removed afterwards."""
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        yield log_dir
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield Path(tmp)
 
 
 def gateway_environment(
