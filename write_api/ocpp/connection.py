@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 
 from csms.domain import DomainError
 from csms.observability.logging import bind_log_fields, log_context
@@ -30,7 +30,14 @@ from write_api.ocpp.frames import (
     serialize,
 )
 from write_api.ocpp.handlers.context import ChargerContext, Handlers
-from write_api.ocpp.metrics import MALFORMED, RECEIVED, SENT, UNKNOWN_ACTION, record_call
+from write_api.ocpp.metrics import (
+    MALFORMED,
+    RECEIVED,
+    SENT,
+    UNKNOWN_ACTION,
+    record_call,
+    record_throttled,
+)
 from write_api.ocpp.outcome import CallOutcome, CallStatus
 from write_api.ocpp.validation import validate_call
 from write_api.ocpp.versions import ProtocolVersion
@@ -101,8 +108,9 @@ class ChargerConnection:
         self._pending: _PendingCall | None = None
         self._ids = itertools.count(1)
         self.close_reason = "closed by the charger"
-        # Who ended the connection, for metrics: charger, replaced, shutdown, timeout, error, lost.
+        # Who ended the connection, for metrics: charger, replaced, shutdown, timeout, error, too_large, lost.
         self.close_cause = "charger"
+        self._throttled = False  # said once per connection in the log, counted every time
 
     async def serve(self) -> None:
         """Read and answer frames until the socket closes."""
@@ -114,11 +122,11 @@ class ChargerConnection:
                 raw = message.data.decode("utf-8", errors="replace")
             else:
                 if message.type is WSMsgType.ERROR:
-                    self.close_reason = f"protocol error: {self.websocket.exception()}"
-                    self.close_cause = "error"
+                    self._protocol_error(message.data)
                 break
             delay = self._rate_limiter.delay()
             if delay > 0:
+                self._throttle()
                 await asyncio.sleep(delay)
             await self._receive(raw)
         if self.websocket.close_code is not None and self.close_reason == "closed by the charger":
@@ -126,6 +134,19 @@ class ChargerConnection:
             if self.websocket.close_code == _ABNORMAL_CLOSURE:  # e.g. no pong within the ping interval
                 self.close_cause = "timeout"
         self._fail_pending(CallOutcome.offline())
+
+    def _protocol_error(self, error: object) -> None:
+        # aiohttp has already closed the socket, with the error's code when the reader refused a frame (one
+        # over max_msg_size: WebSocketError 1009, which `exception()` does not keep).
+        self.close_reason = f"protocol error: {error}"
+        too_large = isinstance(error, WebSocketError) and error.code == WSCloseCode.MESSAGE_TOO_BIG
+        self.close_cause = "too_large" if too_large else "error"
+
+    def _throttle(self) -> None:
+        record_throttled(self.version)
+        if not self._throttled:
+            self._throttled = True
+            _log.warning("charger throttled: it sends faster than its rate limit")
 
     async def _receive(self, raw: str) -> None:
         self._on_frame("in", raw)

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the OCPP gateway: connected chargers, messages, call latency and commands.
+"""Prometheus metrics of the OCPP gateway: connected chargers, messages, call latency, commands, and the
+gateway's own defences (boots answered Pending, messages held back by the rate limiter).
 
 Labels are bounded: the protocol (two values), the action (only actions the gateway knows; anything else a
 charger sends counts as `unknown`, an unreadable frame as `malformed`), the direction (`received`: the
@@ -25,7 +26,8 @@ CONNECTIONS = Counter(
 )
 DISCONNECTIONS = Counter(
     "csms_ocpp_disconnections_total",
-    "Charger WebSocket connections that ended, by protocol and who ended them.",
+    "Charger WebSocket connections that ended, by protocol and cause (charger, replaced, shutdown, timeout,"
+    " lost, error, too_large: a frame over CSMS_OCPP_MAX_FRAME_BYTES, closed with 1009).",
     ["protocol", "cause"],
 )
 REFUSED = Counter(
@@ -45,6 +47,15 @@ CALL_SECONDS = Histogram(
     ["protocol", "action", "direction"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
+BOOTS_PENDING = Counter(
+    "csms_ocpp_boots_pending_total",
+    "BootNotifications answered Pending because the node was over its boot pace (a reconnect storm).",
+)
+THROTTLED = Counter(
+    "csms_ocpp_throttled_messages_total",
+    "Charger messages held back by the per-charger rate limiter, by protocol.",
+    ["protocol"],
+)
 COMMANDS = Counter(
     "csms_ocpp_commands_total",
     "Commands sent to chargers through the command interface, by action and outcome.",
@@ -61,6 +72,10 @@ RECEIVED = "received"
 SENT = "sent"
 UNKNOWN_ACTION = "unknown"
 MALFORMED = "malformed"
+
+# Children made up front for the two bounded labels: the series exist (at 0) before the first event, so
+# `rate()` and `increase()` see the first one.
+_throttled = {version: THROTTLED.labels(version.value) for version in ProtocolVersion}
 
 _messages: dict[tuple[str, str, str, str], Counter] = {}
 _durations: dict[tuple[str, str, str], Histogram] = {}
@@ -91,6 +106,15 @@ def record_connected(protocol: ProtocolVersion) -> None:
 def record_disconnected(protocol: ProtocolVersion, cause: str) -> None:
     DISCONNECTIONS.labels(protocol.value, cause).inc()
     CONNECTED.labels(protocol.value).dec()
+
+
+def record_throttled(protocol: ProtocolVersion) -> None:
+    """A charger's message waits because the charger sends faster than its rate limit."""
+    _throttled[protocol].inc()
+
+
+def record_boot_pending() -> None:
+    BOOTS_PENDING.inc()
 
 
 def record_refused(reason: str) -> None:

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from write_api.charger_reports import ChargerReports
 from write_api.ocpp.admission import BootAdmission
+from write_api.ocpp.metrics import record_boot_pending
 
 
 @dataclass(slots=True)
@@ -44,6 +45,7 @@ def boot_response(context: ChargerContext, record: Callable[[], Awaitable[None]]
         retry_after = None if context.admission is None else context.admission.admit()
         if retry_after is not None:
             context.booted = False
+            record_boot_pending()
             return {"status": "Pending", "currentTime": now_iso(context), "interval": retry_after}
         await record()
         context.booted = True
