@@ -88,10 +88,14 @@ class SessionService:
         ChargerTimedOut (504), PaymentMethodRequired (402), CompanySuspended.
         """
         bind_log_fields(charger_id=charge_point_id)
-        session, evse, token, position = await self._request(driver_id, charge_point_id, evse_id)
+        session, charger, token, position = await self._request(driver_id, charge_point_id, evse_id)
         bind_log_fields(session_id=str(session.id))
         outcome = await self._commands.remote_start(
-            charge_point_id, evse, token, remote_start_id=session.id.int % 2**31
+            charge_point_id,
+            session.evse_id,
+            token,
+            remote_start_id=session.id.int % 2**31,
+            protocol=charger.protocol,
         )
         return await self._record_answer(session.id, charge_point_id, outcome, position)
 
@@ -112,13 +116,17 @@ class SessionService:
             return SessionAnswer(session_id, session.status)
         charger = await self._repository.get(session.charger_id, Charger, refresh=True)
         bind_log_fields(charger_id=charger.charge_point_id)
-        outcome = await self._commands.remote_stop(charger.charge_point_id, session.transaction_id)
+        outcome = await self._commands.remote_stop(
+            charger.charge_point_id,
+            session.transaction_id,
+            protocol=charger.protocol if charger.is_connected else None,
+        )
         _raise_unless_answered(outcome, charger.charge_point_id)
         return SessionAnswer(session_id, session.status, charger_status=outcome.charger_status)
 
     async def _request(
         self, driver_id: UUID, charge_point_id: str, evse_id: int | None
-    ) -> tuple[ChargingSession, int, IdToken, int]:
+    ) -> tuple[ChargingSession, Charger, IdToken, int]:
         token = app_token_for(driver_id)
         for attempt in range(self._retries + 1):
             at = self._clock()
@@ -153,7 +161,7 @@ class SessionService:
                     raise
                 continue
             await self._tokens.claim(token.value, driver_id)
-            return session, evse, token, max(r.position for r in results)
+            return session, charger, token, max(r.position for r in results)
         raise AssertionError("unreachable")
 
     async def _record_answer(

@@ -10,7 +10,10 @@ never allowed, so neither an unsigned token nor one MAC'd with our public key as
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -25,6 +28,7 @@ _log = logging.getLogger(__name__)
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (a media type, not a secret)
 MAX_TOKEN_BYTES = 8192  # far above any real token; refuses to parse megabytes of attacker input
+_MAX_CACHED_KEYS = 64  # a kid that names no key is never cached, so a flood of made-up kids cannot grow this
 
 
 class TrustedIssuer(Protocol):
@@ -60,6 +64,7 @@ class LocalIssuer:
 
     def __init__(self, keys: PublicKeys, *, issuer: str, audience: str) -> None:
         self._keys = keys
+        self._found: dict[str, jwt.PyJWK] = {}  # our keys are fixed for the process's life
         self.issuer = issuer
         self.audience = audience
 
@@ -68,7 +73,12 @@ class LocalIssuer:
             raise InvalidToken("not an access token")
 
     async def key(self, kid: str, algorithm: str) -> jwt.PyJWK | None:
-        return self._keys.public_jwk(kid)
+        found = self._found.get(kid)
+        if found is None:
+            found = self._keys.public_jwk(kid)
+            if found is not None and len(self._found) < _MAX_CACHED_KEYS:
+                self._found[kid] = found
+        return found
 
     def principal(self, claims: Mapping[str, Any]) -> Principal:
         account_id = _uuid_claim(claims, "sub")
@@ -96,18 +106,57 @@ class LocalIssuer:
 
 
 class TokenVerifier:
-    """Verify a bearer token against the issuer its `iss` names, if we trust that issuer at all."""
+    """Verify a bearer token against the issuer its `iss` names, if we trust that issuer at all.
 
-    def __init__(self, issuers: Sequence[TrustedIssuer], *, leeway_seconds: float = 30.0) -> None:
+    A token that passed is remembered (by its exact text) until it expires: a driver's app sends the same
+    token with every request for its lifetime, and checking an Ed25519 signature again each time was a tenth
+    of the write API's CPU under load. Only a token that verified is kept, and only as long as it would still
+    verify: until its `exp` (plus the leeway) and not before its `nbf`. Access tokens are not revocable before
+    they expire, by design (short-lived), so remembering one changes no answer.
+    """
+
+    def __init__(
+        self,
+        issuers: Sequence[TrustedIssuer],
+        *,
+        leeway_seconds: float = 30.0,
+        remember: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._issuers = {issuer.issuer: issuer for issuer in issuers}
         if len(self._issuers) != len(issuers):
             raise ValueError("two trusted issuers share an `iss` value")
         self._leeway = leeway_seconds
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
+        self._remember = remember
+        self._clock = clock
 
     async def verify(self, token: str) -> Principal:
         """The verified caller; raises InvalidToken saying briefly why not."""
         if len(token) > MAX_TOKEN_BYTES:
             raise InvalidToken("the token is too large")
+        known = self._verified.get(token)
+        if known is not None:
+            now = self._clock()
+            if known.valid_from - self._leeway <= now <= known.expires_at + self._leeway:
+                self._verified.move_to_end(token)
+                return known.principal
+            del self._verified[token]
+        principal, claims = await self._verify(token)
+        self._keep(token, principal, claims)
+        return principal
+
+    def _keep(self, token: str, principal: Principal, claims: Mapping[str, Any]) -> None:
+        expires_at, valid_from = claims.get("exp"), claims.get("nbf", 0)
+        if not isinstance(expires_at, int | float) or not isinstance(valid_from, int | float):
+            return
+        if self._remember <= 0:
+            return
+        self._verified[token] = _Verified(principal, float(expires_at), float(valid_from))
+        while len(self._verified) > self._remember:
+            self._verified.popitem(last=False)
+
+    async def _verify(self, token: str) -> tuple[Principal, Mapping[str, Any]]:
         try:
             header = jwt.get_unverified_header(token)
             # Read only to choose the issuer; every claim is verified below against that issuer's key.
@@ -151,7 +200,14 @@ class TokenVerifier:
         except jwt.PyJWTError as error:
             _log.debug("token rejected: %s", error)
             raise InvalidToken("the token is invalid") from None
-        return issuer.principal(claims)
+        return issuer.principal(claims), claims
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    expires_at: float
+    valid_from: float
 
 
 def _uuid_claim(claims: Mapping[str, Any], name: str) -> UUID | None:

@@ -99,11 +99,21 @@ class ChargerCommands:
         self._timeout = timeout_seconds
 
     async def remote_start(
-        self, charge_point_id: str, evse_id: int, id_token: IdToken, remote_start_id: int
+        self,
+        charge_point_id: str,
+        evse_id: int,
+        id_token: IdToken,
+        remote_start_id: int,
+        *,
+        protocol: OcppVersion | None = None,
     ) -> CommandOutcome:
-        """Ask the charger to start a transaction for `id_token` on an EVSE (1.6: the connectorId)."""
+        """Ask the charger to start a transaction for `id_token` on an EVSE (1.6: the connectorId).
+
+        `protocol`: the version the charger is connected with, when the caller has just read it (saves
+        reading the charger again)."""
         return await self._send(
             charge_point_id,
+            protocol=protocol,
             v16=("RemoteStartTransaction", {"connectorId": evse_id, "idTag": id_token.value[:20]}),
             v201=(
                 "RequestStartTransaction",
@@ -115,13 +125,16 @@ class ChargerCommands:
             ),
         )
 
-    async def remote_stop(self, charge_point_id: str, transaction_id: str) -> CommandOutcome:
+    async def remote_stop(
+        self, charge_point_id: str, transaction_id: str, *, protocol: OcppVersion | None = None
+    ) -> CommandOutcome:
         try:
             transaction_16 = int(transaction_id)
         except ValueError:
             transaction_16 = -1
         return await self._send(
             charge_point_id,
+            protocol=protocol,
             v16=("RemoteStopTransaction", {"transactionId": transaction_16}),
             v201=("RequestStopTransaction", {"transactionId": transaction_id}),
         )
@@ -197,9 +210,10 @@ class ChargerCommands:
         v16: tuple[str, dict[str, Any]],
         v201: tuple[str, dict[str, Any]],
         always_accepted: bool = False,
+        protocol: OcppVersion | None = None,
     ) -> CommandOutcome:
         began = time.perf_counter()
-        version = await self._protocol_of(charge_point_id)
+        version = protocol or await self._protocol_of(charge_point_id)
         if version is None:
             record_command(v16[0], CommandStatus.OFFLINE.value, time.perf_counter() - began)
             return CommandOutcome(CommandStatus.OFFLINE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -101,3 +102,42 @@ def test_two_issuers_may_not_share_an_iss() -> None:
     local = LocalIssuer(KEYS, issuer="csms", audience="csms-api")
     with pytest.raises(ValueError, match="share"):
         TokenVerifier([local, local])
+
+
+class CountingIssuer(LocalIssuer):
+    """Our issuer, counting the full verifications (each looks up the signing key)."""
+
+    lookups = 0
+
+    async def key(self, kid: str, algorithm: str) -> jwt.PyJWK | None:
+        self.lookups += 1
+        return await super().key(kid, algorithm)
+
+
+async def test_a_verified_token_is_remembered_until_it_expires_and_then_refused() -> None:
+    counting = CountingIssuer(KEYS, issuer="csms", audience="csms-api")
+    remembering = TokenVerifier([counting], leeway_seconds=0)
+    issued = issuer(ttl=timedelta(seconds=2)).issue(account(Role.DRIVER))
+    first = await remembering.verify(issued.token)
+    again = await remembering.verify(issued.token)
+    assert again == first
+    assert counting.lookups == 1  # the second answer came from memory
+    # A tampered copy is another text: verified afresh, and refused.
+    tampered = issued.token[:-4] + ("AAAA" if not issued.token.endswith("AAAA") else "BBBB")
+    with pytest.raises(InvalidToken, match="signature"):
+        await remembering.verify(tampered)
+
+    await asyncio.sleep(2.1)  # past `exp`: memory does not outlive the token, and the full check refuses it
+    with pytest.raises(InvalidToken, match="expired"):
+        await remembering.verify(issued.token)
+
+
+async def test_the_memory_of_verified_tokens_is_bounded() -> None:
+    counting = CountingIssuer(KEYS, issuer="csms", audience="csms-api")
+    remembering = TokenVerifier([counting], remember=2)
+    tokens = [issuer().issue(account(Role.DRIVER)).token for _ in range(3)]
+    for token in tokens:
+        await remembering.verify(token)
+    await remembering.verify(tokens[0])  # the oldest was forgotten: verified again
+    await remembering.verify(tokens[2])  # still remembered
+    assert counting.lookups == 4
