@@ -1,8 +1,9 @@
-"""Prometheus metrics of billing: Stripe calls by outcome, payments settled, webhooks (for on-call)."""
+"""Prometheus metrics of billing: Stripe calls by outcome, payments settled, webhooks, and whether this
+instance is the active process manager and how far behind it is (for on-call)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 # Module-level by Prometheus convention: a metric is registered once per process, whichever role uses it.
 STRIPE_REQUESTS = Counter(
@@ -31,4 +32,23 @@ WEBHOOKS = Counter(
     "csms_stripe_webhooks_total",
     "Stripe webhooks received by outcome (applied, duplicate, ignored, rejected).",
     ["outcome"],
+)
+
+# Gauges say how to combine processes when several share a metrics directory (`csms serve --workers N`).
+ACTIVE = Gauge(
+    "csms_billing_active",
+    "1 while this instance is the active billing process manager (holds its lock), 0 on standby.",
+    multiprocess_mode="livesum",
+)
+POSITION = Gauge(
+    "csms_billing_position",
+    "Log position billing has recorded as settled. It moves only past billing's own events (sessions"
+    " priced, payments requested, refunds requested), so it is not the log's head even when nothing waits.",
+    multiprocess_mode="livemax",
+)
+LAG_SECONDS = Gauge(
+    "csms_billing_lag_seconds",
+    "Age of the oldest event the active instance has taken up and not yet settled (0 when none waits, and on"
+    " standby): how long money has been waiting.",
+    multiprocess_mode="livemax",
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from uuid import UUID
 
@@ -21,7 +22,7 @@ import asyncpg
 from csms.domain import DomainError
 from csms.eventstore import EventStore, RecordedEvent, TrackingConflictError
 from csms.observability.logging import log_context
-from write_api.billing.metrics import BILLING_ERRORS
+from write_api.billing import metrics
 from write_api.billing.settlement import Settlement
 from write_api.billing.stripe_gateway import StripeUnavailable
 
@@ -47,6 +48,7 @@ class BillingProcessManager:
         retry_pause: float = 1.0,
         max_retry_pause: float = 30.0,
         standby_retry: float = 2.0,
+        lag_interval: float = 1.0,
         consumer: str = CONSUMER,
     ) -> None:
         self._store = store
@@ -56,6 +58,7 @@ class BillingProcessManager:
         self._retry_pause = retry_pause
         self._max_retry_pause = max_retry_pause
         self._standby_retry = standby_retry
+        self._lag_interval = lag_interval
         self._consumer = consumer
         self._session_locks: dict[UUID, asyncio.Lock] = {}
         self.leading = asyncio.Event()
@@ -68,10 +71,14 @@ class BillingProcessManager:
                 if await connection.fetchval(_LOCK, f"csms.process-manager:{self._consumer}"):
                     _log.info("billing: leading", extra={"consumer": self._consumer})
                     self.leading.set()
+                    metrics.ACTIVE.inc()
                     await self._lead(connection)
             except TrackingConflictError:
                 _log.warning("billing: another instance moved the position on; standing by")
             finally:
+                if self.leading.is_set():
+                    metrics.ACTIVE.dec()
+                    metrics.LAG_SECONDS.set(0)
                 self.leading.clear()
                 with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                     await asyncio.wait_for(connection.close(), 5.0)  # releases the lock
@@ -79,7 +86,8 @@ class BillingProcessManager:
 
     async def _lead(self, lock_connection: asyncpg.Connection) -> None:
         position = await self._store.load_tracking(self._consumer)
-        window: deque[tuple[int, asyncio.Task[None]]] = deque()
+        metrics.POSITION.set(position)
+        window: deque[tuple[RecordedEvent, asyncio.Task[None]]] = deque()
         saved = position
         slots = asyncio.Semaphore(self._concurrency)
         saving = asyncio.Lock()
@@ -90,11 +98,21 @@ class BillingProcessManager:
             async with saving:
                 done = saved
                 while window and window[0][1].done():
-                    done = window.popleft()[0]
+                    done = window.popleft()[0].position
                 if done > saved:
                     async with self._store.pool.acquire() as connection, connection.transaction():
                         await self._store.save_tracking(connection, self._consumer, done)
                     saved = done
+                    metrics.POSITION.set(saved)
+
+        async def report_lag() -> None:
+            # A task of its own: with every slot taken by sessions waiting for Stripe, the loop below waits
+            # for a slot, and the lag must keep growing meanwhile rather than freeze.
+            while True:
+                waiting = next((event for event, task in window if not task.done()), None)
+                age = 0.0 if waiting is None else time.time() - waiting.recorded_at.timestamp()
+                metrics.LAG_SECONDS.set(max(0.0, age))
+                await asyncio.sleep(self._lag_interval)
 
         async def handle(event: RecordedEvent) -> None:
             try:
@@ -104,6 +122,7 @@ class BillingProcessManager:
             finally:
                 slots.release()
 
+        reporting = asyncio.create_task(report_lag())
         try:
             async with await self._store.subscribe(
                 self._consumer, topics=TOPICS, start_after=position
@@ -117,12 +136,13 @@ class BillingProcessManager:
                         await lock_connection.execute("SELECT 1", timeout=5.0)
                     for event in batch_task.result():
                         await slots.acquire()
-                        window.append((event.position, asyncio.create_task(handle(event))))
+                        window.append((event, asyncio.create_task(handle(event))))
                     await advance()
         finally:
+            reporting.cancel()
             for _, task in window:
                 task.cancel()
-            await asyncio.gather(*(task for _, task in window), return_exceptions=True)
+            await asyncio.gather(reporting, *(task for _, task in window), return_exceptions=True)
 
     async def _settle(self, session_id: UUID) -> None:
         """Settle one session, retrying (with growing pauses) for as long as Stripe or Postgres is down."""
@@ -136,7 +156,7 @@ class BillingProcessManager:
                         return
                     except DomainError:
                         # A rule refused what the log asked for: nothing to retry. Leave a trace to act on.
-                        BILLING_ERRORS.inc()
+                        metrics.BILLING_ERRORS.inc()
                         _log.exception("billing: session not settled")
                         return
                     except Exception as error:
