@@ -18,11 +18,13 @@ class Batch:
     """Events after a position, and how far the log was checked: `checked_to` >= the last event's position.
 
     With a topic filter, an empty batch still moves a projector on: every position up to `checked_to` was
-    committed when it was read (the store's ordering lock) and none was for this projector.
+    committed when it was read (the store's ordering lock) and none was for this projector. `head` is the
+    last committed position seen while reading (beyond `checked_to` when the batch was full).
     """
 
     events: list[ProjectedEvent]
     checked_to: int
+    head: int
 
 
 class LogTail:
@@ -35,12 +37,14 @@ class LogTail:
     async def read(self, after: int) -> Batch:
         head = await head_position(self._pool)
         if head <= after:
-            return Batch([], after)
+            return Batch([], after, head)
         recorded = await read_all(self._pool, after, self._batch_size, self._topics)
         events = [self.project(event) for event in recorded]
+        # Events committed after the head was read may be in the batch: the head is at least the last one.
+        head = max(head, recorded[-1].position) if recorded else head
         if len(recorded) == self._batch_size:
-            return Batch(events, recorded[-1].position)
-        return Batch(events, max(head, recorded[-1].position if recorded else after))
+            return Batch(events, recorded[-1].position, head)
+        return Batch(events, head, head)
 
     def project(self, recorded: RecordedEvent) -> ProjectedEvent:
         return ProjectedEvent(

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the projectors: how far each has got, how stale it is, and what applying costs."""
+"""Prometheus metrics of the projectors: how far each has got, how stale it is, what applying costs, and the
+log's head as they read it (so lag in events is head minus position)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,26 @@ RELOADS = Counter(
     "Batches refused because the generation or position moved (a swap, another instance, lost Redis data).",
     ["projection"],
 )
+HEAD_POSITION = Gauge(
+    "csms_eventstore_head_position",
+    "Position of the last committed event of the log, as this instance's projectors last read it (on every"
+    " read while one applies a projection, at least every CSMS_POLL_INTERVAL_SECONDS; on standby it stays"
+    " put).",
+    multiprocess_mode="livemax",
+)
+
+
+class LogHead:
+    """The highest head the runners of one process have read, exported as csms_eventstore_head_position.
+
+    Each runner reads the head at its own moment; one whose read returns a little later with an older
+    value must not set the gauge back, or head minus position would dip below zero.
+    """
+
+    def __init__(self) -> None:
+        self.position = 0
+
+    def saw(self, position: int) -> None:
+        if position > self.position:
+            self.position = position
+            HEAD_POSITION.set(position)

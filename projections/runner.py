@@ -81,6 +81,7 @@ class ProjectionRunner:
         standby_retry: float = 2.0,
         heartbeat_interval: float = 5.0,
         idle_advance_interval: float = 1.0,
+        head: metrics.LogHead | None = None,
     ) -> None:
         self.target = target
         self._watcher = watcher
@@ -90,6 +91,8 @@ class ProjectionRunner:
         self._standby_retry = standby_retry
         self._heartbeat_interval = heartbeat_interval
         self._idle_advance_interval = idle_advance_interval
+        # Shared by the runners of a process (see `projector_service`), so the gauge only moves forward.
+        self._head = head or metrics.LogHead()
         self.leading = asyncio.Event()
         self.position = 0
         self.generation = 0
@@ -138,6 +141,7 @@ class ProjectionRunner:
         checked = self.position
         while True:
             batch = await self._tail.read(checked)
+            self._head.saw(batch.head)
             if batch.checked_to <= checked:
                 metrics.LAG_SECONDS.labels(name).set(0)
                 await self._watcher.wait_beyond(checked, self._poll_interval)

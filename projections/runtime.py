@@ -17,6 +17,7 @@ from csms.observability.metrics import add_metrics_route
 from csms.redis_support import redis_client
 from csms.settings import Settings
 from projections.catalog import projection_targets
+from projections.metrics import LogHead
 from projections.runner import ProjectionRunner, Target
 
 
@@ -46,9 +47,16 @@ async def projector_service(
         watcher = HeadWatcher(database_url)
         await watcher.start()
         codec = EventCodec(EVENT_TYPES)
+        head = LogHead()
         runners = [
             ProjectionRunner(
-                target, pool, database_url, watcher, codec, poll_interval=settings.poll_interval_seconds
+                target,
+                pool,
+                database_url,
+                watcher,
+                codec,
+                poll_interval=settings.poll_interval_seconds,
+                head=head,
             )
             for target in targets
         ]

@@ -1,5 +1,5 @@
 """The projection runner on real Postgres and Redis: exactly-once application, one active instance,
-recovery after lost data, rebuild with a swap while reads go on, and status.
+recovery after lost data, rebuild with a swap while reads go on, status, and the log's head it exports.
 
 The test projectors record every event they apply under a primary key (Postgres) or in a set beside a
 counter (Redis), so a second application of any event shows up as a constraint violation or a count
@@ -16,13 +16,16 @@ from datetime import UTC, datetime
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
+from csms.domain import Driver
 from csms.domain.company import Company
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import EventCodec, EventStore, Repository, create_pool
 from csms.eventstore.recorder import Connection
 from csms.eventstore.subscription import HeadWatcher
+from projections.metrics import LogHead
 from projections.postgres_target import PostgresTarget
 from projections.projector import ProjectedEvent, RedisView, Tables
 from projections.rebuild import rebuild
@@ -97,7 +100,7 @@ class Fixture:
     async def head(self) -> int:
         return await self.store.head_position()
 
-    def runner(self, target: Target, **options: float) -> ProjectionRunner:
+    def runner(self, target: Target, head: LogHead | None = None) -> ProjectionRunner:
         return ProjectionRunner(
             target,
             self.pool,
@@ -109,7 +112,7 @@ class Fixture:
             standby_retry=0.1,
             heartbeat_interval=0.2,
             idle_advance_interval=0.0,
-            **options,
+            head=head,
         )
 
 
@@ -320,3 +323,29 @@ async def test_status_reports_position_lag_and_holder(fx: Fixture) -> None:
     assert status.position == status.head
     assert status.lag_events == 0
     assert status.lag_seconds == 0
+
+
+def _head_gauge() -> float | None:
+    return REGISTRY.get_sample_value("csms_eventstore_head_position")
+
+
+async def test_the_head_of_the_log_is_exported_as_the_runners_read_it(fx: Fixture) -> None:
+    head = LogHead()  # one per process, shared by its runners
+    runners = [fx.runner(PostgresTarget(SeenInPostgres(_name(), fx.companies), fx.pool), head) for _ in "ab"]
+    await fx.add_companies(4)
+    async with running(runners[0]), running(runners[1]):
+        for runner in runners:
+            await caught_up(runner.target, await fx.head())
+        # A runner reads the head before it applies up to it.
+        assert _head_gauge() == await fx.head()
+
+        # An event of no topic of theirs moves the head too: lag in events is head minus position.
+        at = datetime.now(UTC)
+        await fx.repository.save(Driver.register(uuid.uuid4(), f"{uuid.uuid4().hex}@example.com", "D", at))
+        appended = await fx.head()
+        await caught_up(runners[0].target, appended)
+        assert _head_gauge() == appended
+
+    # A runner whose read answered later with an older head does not set the gauge back.
+    head.saw(appended - 1)
+    assert _head_gauge() == appended
