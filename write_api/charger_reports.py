@@ -295,8 +295,9 @@ class ChargerReports:
             return None
         bind_log_fields(session_id=str(session_id))
         for attempt in range(self._retries + 1):
-            session = await self._repository.get(session_id, ChargingSession, refresh=True)
-            charger = await self._require_charger(charger_id)
+            session, charger = await self._repository.get_many(
+                (session_id, ChargingSession), (charger_id, Charger)
+            )
             stop_anomaly = None
             if session.status is not SessionStatus.STARTED:
                 stop_anomaly = _stop_anomaly(session, meter_stop_wh)
@@ -333,14 +334,14 @@ class ChargerReports:
     ) -> None:
         at = self._clock()
         for attempt in range(self._retries + 1):
-            charger = await self._require_charger(charger_id)
-            tariff, time_zone = await self._terms(charger.station_id)
-            try:
-                session: ChargingSession | None = await self._repository.get(
-                    session_id, ChargingSession, refresh=True
+            session: ChargingSession | None
+            try:  # a session the app requested (one read for both); a start at the charger has none yet
+                session, charger = await self._repository.get_many(
+                    (session_id, ChargingSession), (charger_id, Charger)
                 )
             except AggregateNotFoundError:
-                session = None
+                session, charger = None, await self._require_charger(charger_id)
+            tariff, time_zone = await self._terms(charger.station_id)
             if session is None:
                 session = ChargingSession.start_at_charger(
                     id=session_id,

@@ -130,8 +130,7 @@ class SessionService:
         token = app_token_for(driver_id)
         for attempt in range(self._retries + 1):
             at = self._clock()
-            charger = await self._charger(charge_point_id)
-            driver = await self._repository.get(driver_id, Driver, refresh=True)
+            charger, driver = await self._charger_and_driver(charge_point_id, driver_id)
             company = await self._repository.get(charger.company_id, Company, refresh=True)
             company.ensure_active()
             driver.ensure_may_charge(self._require_payment_method, at)
@@ -215,14 +214,18 @@ class SessionService:
             return max((r.position for r in results), default=0)
         raise AssertionError("unreachable")
 
-    async def _charger(self, charge_point_id: str) -> Charger:
+    async def _charger_and_driver(self, charge_point_id: str, driver_id: UUID) -> tuple[Charger, Driver]:
+        """Both, read in one round trip; NotFound for an unknown or decommissioned charger."""
         try:
-            charger = await self._repository.get(charger_id_for(charge_point_id), Charger, refresh=True)
+            charger_id = charger_id_for(charge_point_id)
+            charger, driver = await self._repository.get_many((charger_id, Charger), (driver_id, Driver))
         except (AggregateNotFoundError, InvalidValue):
+            # Which one is missing? The driver exists (it holds a token): a wrong charger id, as before.
+            await self._repository.get(driver_id, Driver, refresh=True)
             raise NotFound(f"no charger {charge_point_id}") from None
         if charger.decommissioned:
             raise NotFound(f"no charger {charge_point_id}")
-        return charger
+        return charger, driver
 
 
 def _may_stop(actor: Actor, session: ChargingSession) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -176,6 +176,27 @@ async def read_stream(
         to_version,
     )
     return [_recorded(row) for row in rows]
+
+
+async def read_streams(
+    connection: Executor, after_versions: Mapping[UUID, int]
+) -> dict[UUID, list[RecordedEvent]]:
+    """Several streams' events above the given version each (0: the whole stream), in one round trip.
+
+    Each stream is one index range scan (`stream_id = s AND stream_version > v`), as in `read_stream`.
+    """
+    ids = list(after_versions)
+    rows = await connection.fetch(
+        f"SELECT {_COLUMNS} FROM unnest($1::uuid[], $2::int[]) AS wanted(wanted_id, after_version)"
+        " JOIN events ON stream_id = wanted_id AND stream_version > after_version"
+        " ORDER BY stream_id, stream_version",
+        ids,
+        [after_versions[stream_id] for stream_id in ids],
+    )
+    found: dict[UUID, list[RecordedEvent]] = {stream_id: [] for stream_id in ids}
+    for row in rows:
+        found[row["stream_id"]].append(_recorded(row))
+    return found
 
 
 async def read_all(

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import reduce
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 from uuid import UUID
 
 from csms.eventstore.codec import EventCodec
 from csms.eventstore.errors import AggregateNotFoundError, ConcurrencyError
 from csms.eventstore.recorder import Submission
-from csms.eventstore.records import AppendResult
+from csms.eventstore.records import AppendResult, RecordedEvent
 from csms.eventstore.store import EventStore
 
 A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
 R = TypeVar("R")
 
 
@@ -71,14 +73,59 @@ class Repository:
             if cached is not None:
                 if refresh:
                     newer = await self._store.read_stream(aggregate_id, after_version=cached.version)
-                    # Another caller may have refreshed (or saved) while this one read: apply only what
-                    # the cached state still lacks. No await between the check and the mutation.
-                    cached = self._cache.get(aggregate_id) or cached
-                    for recorded_event in newer:
-                        if recorded_event.stream_version == cached.version + 1:
-                            cached = self._codec.decode(recorded_event).mutate(cached)
+                    cached = self._caught_up(aggregate_id, cached, newer)
                 return _detached(_checked(cached, cls, aggregate_id))
-        recorded = await self._store.read_stream(aggregate_id)
+        return self._rebuilt(aggregate_id, cls, await self._store.read_stream(aggregate_id))
+
+    @overload
+    async def get_many(self, first: tuple[UUID, type[A]], second: tuple[UUID, type[B]], /) -> tuple[A, B]: ...
+
+    @overload
+    async def get_many(
+        self, first: tuple[UUID, type[A]], second: tuple[UUID, type[B]], third: tuple[UUID, type[C]], /
+    ) -> tuple[A, B, C]: ...
+
+    async def get_many(self, *wanted: tuple[UUID, type[Any]]) -> tuple[Any, ...]:
+        """Several aggregates at their latest versions, as `get(..., refresh=True)` gives each, but read in
+        one round trip: the tails of the cached ones and the whole streams of the others.
+
+        Raises AggregateNotFoundError for the first one that has no events.
+        """
+        ids = [aggregate_id for aggregate_id, _ in wanted]
+        if len(set(ids)) != len(ids):
+            raise ValueError("an aggregate is asked for twice")
+        cached = {
+            aggregate_id: aggregate
+            for aggregate_id in ids
+            if self._cache is not None and (aggregate := self._cache.get(aggregate_id)) is not None
+        }
+        recorded = await self._store.read_streams(
+            {
+                aggregate_id: cached[aggregate_id].version if aggregate_id in cached else 0
+                for aggregate_id in ids
+            }
+        )
+        found: list[Any] = []
+        for aggregate_id, cls in wanted:
+            if aggregate_id in cached:
+                aggregate = self._caught_up(aggregate_id, cached[aggregate_id], recorded[aggregate_id])
+                found.append(_detached(_checked(aggregate, cls, aggregate_id)))
+            else:
+                found.append(self._rebuilt(aggregate_id, cls, recorded[aggregate_id]))
+        return tuple(found)
+
+    def _caught_up(self, aggregate_id: UUID, cached: Any, newer: Sequence[RecordedEvent]) -> Any:
+        """The cached aggregate with `newer` applied. Another caller may have refreshed (or saved) while
+        this one read: apply only what the cached state still lacks. No await between check and mutation."""
+        assert self._cache is not None
+        current = self._cache.get(aggregate_id) or cached
+        for recorded_event in newer:
+            if recorded_event.stream_version == current.version + 1:
+                current = self._codec.decode(recorded_event).mutate(current)
+        return current
+
+    def _rebuilt(self, aggregate_id: UUID, cls: type[A], recorded: Sequence[RecordedEvent]) -> A:
+        """The aggregate from its whole stream, kept in the cache (as a copy) when there is one."""
         if not recorded:
             raise AggregateNotFoundError(aggregate_id)
         events = [self._codec.decode(r) for r in recorded]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from uuid import UUID
 
 import asyncpg
@@ -62,6 +62,10 @@ class EventStore:
         return await recorder.read_stream(
             self.pool, stream_id, after_version=after_version, to_version=to_version
         )
+
+    async def read_streams(self, after_versions: Mapping[UUID, int]) -> dict[UUID, list[RecordedEvent]]:
+        """Several streams' events above a version each, read in one round trip."""
+        return await recorder.read_streams(self.pool, after_versions)
 
     async def read_all(
         self, after_position: int = 0, limit: int = 1000, topics: Sequence[str] | None = None

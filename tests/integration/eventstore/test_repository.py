@@ -187,3 +187,33 @@ async def test_concurrent_refreshes_and_commands_on_one_cached_aggregate(store: 
     with pytest.raises(ConcurrencyError):
         await owner.save(second)
     assert (await owner.get(counter.id, Counter, refresh=True)).total == 13
+
+
+async def test_get_many_reads_cached_tails_and_whole_streams_at_once(store: EventStore) -> None:
+    writer = Repository(store, CODEC)
+    fresh, stale, unseen = (Counter(id=uuid.uuid4(), name=name, timestamp=AT) for name in "abc")
+    await writer.save(fresh, stale, unseen)
+    cache = AggregateCache()
+    reader = Repository(store, CODEC, cache)
+    await reader.get(fresh.id, Counter)
+    await reader.get(stale.id, Counter)
+    stale.add(5, AT)  # another process moves one cached aggregate on; `unseen` is not cached at all
+    unseen.add(7, AT)
+    await writer.save(stale, unseen)
+
+    got_fresh, got_stale, got_unseen = await reader.get_many(
+        (fresh.id, Counter), (stale.id, Counter), (unseen.id, Counter)
+    )
+
+    assert (got_fresh.total, got_stale.total, got_unseen.total) == (0, 5, 7)
+    assert (got_stale.version, got_unseen.version) == (2, 2)
+    cached_stale, cached_unseen = cache.get(stale.id), cache.get(unseen.id)
+    assert cached_stale is not None
+    assert cached_unseen is not None
+    assert (cached_stale.total, cached_unseen.total) == (5, 7)  # the cache caught up too
+    got_stale.add(1, AT)  # the caller's copy is its own
+    assert cached_stale.total == 5
+    with pytest.raises(AggregateNotFoundError):
+        await reader.get_many((fresh.id, Counter), (uuid.uuid4(), Counter))
+    with pytest.raises(ValueError, match="twice"):
+        await reader.get_many((fresh.id, Counter), (fresh.id, Counter))
