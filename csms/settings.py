@@ -164,6 +164,11 @@ class Settings:
         None,
         "Ed25519 PKCS#8 PEM signing access tokens. Unset: a development key under the data dir.",
     )
+    auth_previous_public_key_files: str = _setting(
+        "CSMS_AUTH_PREVIOUS_PUBLIC_KEY_FILES",
+        "",
+        "Comma-separated Ed25519 public key PEMs whose tokens are still accepted (a key rotation's overlap).",
+    )
     auth_access_token_ttl_seconds: int = _setting(
         "CSMS_AUTH_ACCESS_TOKEN_TTL_SECONDS", 900, "Access token lifetime."
     )
@@ -344,6 +349,18 @@ def _networks(raw: str) -> str:
     return raw
 
 
+def _files(raw: str) -> str:
+    for name in raw.split(","):
+        if name.strip() and not Path(name.strip()).is_file():
+            raise ValueError(f"{name.strip()} is not a file")
+    return raw
+
+
+def path_list(raw: str) -> tuple[Path, ...]:
+    """A comma-separated list of paths (as `_files` accepted it) as paths."""
+    return tuple(Path(name.strip()) for name in raw.split(",") if name.strip())
+
+
 def _stripe_key(raw: str) -> str:
     # A publishable key (pk_) would fail every call with a 401 at the first charge: refuse it at start-up.
     if not raw.startswith(("sk_", "rk_")):
@@ -390,6 +407,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "auth_issuer": _prefix,
     "auth_audience": _prefix,
     "auth_signing_key_file": Path,
+    "auth_previous_public_key_files": _files,
     "auth_access_token_ttl_seconds": _positive(int),
     "auth_oidc_issuer": str,
     "auth_oidc_jwks_url": _url("https", "http"),

@@ -15,7 +15,7 @@ from csms.identity.verifier import build_token_verifier
 from csms.observability.health import postgres_answers, redis_answers
 from csms.observability.metrics import add_metrics_route
 from csms.redis_support import redis_client
-from csms.settings import Settings
+from csms.settings import Settings, path_list
 from csms.web.client_address import parse_networks
 from projections.catalog import projection_targets
 from projections.positions import lag_seconds, postgres_position, redis_position
@@ -39,7 +39,11 @@ async def read_api_app(
     http = aiohttp.ClientSession() if issuers else None
     # Our tokens are checked with the public half of the signing keys; reading the key file is a small
     # blocking read, done once at start-up.
-    keys = load_signing_keys(settings.auth_signing_key_file, settings.data_dir, ())
+    keys = load_signing_keys(
+        settings.auth_signing_key_file,
+        settings.data_dir,
+        path_list(settings.auth_previous_public_key_files),
+    )
     verifier = build_token_verifier(
         accept_local_tokens=True,
         issuer=settings.auth_issuer,

@@ -17,7 +17,7 @@ from csms.identity.issuers_config import external_issuers
 from csms.observability.health import postgres_answers, redis_answers
 from csms.observability.metrics import add_metrics_route
 from csms.redis_support import redis_client
-from csms.settings import Settings
+from csms.settings import Settings, path_list
 from csms.stripe_endpoint import StripeEndpoint
 from write_api.auth.app import build_auth_service
 from write_api.auth.config import AuthConfig
@@ -56,6 +56,7 @@ def auth_config(settings: Settings) -> AuthConfig:
         audience=settings.auth_audience,
         access_token_ttl_seconds=settings.auth_access_token_ttl_seconds,
         signing_key_file=settings.auth_signing_key_file,
+        verification_key_files=path_list(settings.auth_previous_public_key_files),
         data_dir=settings.data_dir,
         redis_key_prefix=settings.redis_key_prefix,
         trusted_proxies=tuple(settings.trusted_proxies.split(",")),
