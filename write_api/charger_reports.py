@@ -401,7 +401,11 @@ class ChargerReports:
         return await self._repository.get(charger_id, Charger, refresh=True)
 
     async def _on_charger(self, charger_id: UUID, command: Callable[[Charger], Any]) -> None:
-        await self._execute(charger_id, Charger, command)
+        # Optimistic: this gateway holds the charger's socket and writes most of its events, so its cached
+        # copy is usually current (authentication has just refreshed it when the charger connects). When
+        # another process wrote meanwhile (the write API assigning a session), the save conflicts and the
+        # retry catches up first: one wasted append instead of a read before every report.
+        await self._execute(charger_id, Charger, command, optimistic=True)
 
     async def _execute(
         self, aggregate_id: UUID, cls: type[A], command: Callable[[A], Any], *, optimistic: bool = False

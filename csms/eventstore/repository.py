@@ -153,7 +153,12 @@ class Repository:
             return []
         try:
             results = await self._store.append_all(submissions)
+        except ConcurrencyError:
+            # Nothing was written and the cache holds committed (if now stale) copies: a refresh brings
+            # them up to date with one tail read, where evicting would cost a whole stream's read.
+            raise
         except BaseException:
+            # The outcome is unknown (say, the connection broke during the commit): start over from the log.
             if self._cache is not None:
                 for aggregate in aggregates:
                     self._cache.evict(aggregate.id)
@@ -179,17 +184,15 @@ class Repository:
         metadata: Mapping[str, Any] | None = None,
         retries: int = 3,
     ) -> R:
-        """Load, run `command` on the aggregate, save; on a concurrency conflict reload and retry."""
+        """Load, run `command` on the aggregate, save; on a concurrency conflict catch up and retry."""
         for attempt in range(retries + 1):
-            aggregate = await self.get(aggregate_id, cls)
+            aggregate = await self.get(aggregate_id, cls, refresh=attempt > 0)
             try:
                 result = command(aggregate)
                 if isinstance(result, Awaitable):
                     result = await result
                 await self.save(aggregate, metadata=metadata)
             except ConcurrencyError:
-                if self._cache is not None:
-                    self._cache.evict(aggregate_id)
                 if attempt == retries:
                     raise
                 continue

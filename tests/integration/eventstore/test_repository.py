@@ -131,8 +131,8 @@ async def test_cache_serves_the_owner_and_never_holds_uncommitted_events(store: 
     assert served == counter
     assert served is not counter  # each caller gets its own copy of the committed state
 
-    # Another process appends behind the owner's back: the owner's save conflicts and the stale
-    # instance is evicted, so the retry inside `execute` reloads from the store.
+    # Another process appends behind the owner's back: the owner's save conflicts, and the retry inside
+    # `execute` catches the cached copy up with the stream's tail.
     outsider = Repository(store, CODEC)
     other = await outsider.get(counter.id, Counter)
     other.add(10, AT)
