@@ -45,6 +45,7 @@ REVENUE = "station_revenue"
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 DEFAULT_REPORT_DAYS = 31  # without `from`: the month up to `to`
+_EASTERNMOST_OFFSET = timedelta(hours=14)
 MAX_REPORT_DAYS = 366
 MAX_REPORT_PAGE = 5000
 
@@ -474,7 +475,9 @@ async def daily_report(request: web.Request) -> web.Response:
 
 
 def _report_days(request: web.Request) -> queries.DayRange:
-    last = _date(request, "to") or datetime.now(UTC).date()
+    # Days are local to each station: the newest one anywhere is UTC's date 14 hours on (UTC+14 is the
+    # easternmost zone), so an evening in UTC still shows a station whose local day has already turned.
+    last = _date(request, "to") or (datetime.now(UTC) + _EASTERNMOST_OFFSET).date()
     first = _date(request, "from") or last - timedelta(days=DEFAULT_REPORT_DAYS - 1)
     if first > last:
         raise _invalid("from", "must not be after to")
@@ -809,7 +812,9 @@ PATHS: dict[str, dict[str, Any]] = {
                     f"at most {MAX_REPORT_DAYS} days in all.",
                 ),
                 query_parameter(
-                    "to", {"type": "string", "format": "date"}, "Last day, included (default: today, UTC)."
+                    "to",
+                    {"type": "string", "format": "date"},
+                    "Last day, included (default: the newest local day of any time zone, UTC+14).",
                 ),
                 _STATION_FILTER,
                 _COMPANY_PARAMETER,
