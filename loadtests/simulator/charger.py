@@ -43,6 +43,9 @@ _ERROR: Final = frames.CALLERROR
 _TIMEOUT: Final = -1
 _LOST: Final = 0
 
+#: After a CALL could not be written (the connection is going), the driver waits this long for the reader.
+_LOST_SEND_PAUSE: Final = 0.1
+
 
 class Registration(enum.Enum):
     """Where the charger stands with the CSMS since its last (re)boot."""
@@ -654,6 +657,10 @@ class Charger:
                 await ws.send_frame(frames.call(uid, action, payload), aiohttp.WSMsgType.TEXT)
             except (aiohttp.ClientError, ConnectionError):
                 future.set_result((_LOST, None))
+                # The connection is going and its reader has not seen it yet. Coming straight back (the
+                # failed write never yields) would have the driver send again at once, forever, and starve
+                # every other charger on the loop, their pongs included: wait for the reader a moment.
+                await asyncio.sleep(_LOST_SEND_PAUSE)
             outcome, body = await future
         finally:
             timer.cancel()
