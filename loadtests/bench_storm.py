@@ -3,15 +3,14 @@
 After an outage or a restart every charger reconnects and boots at once. The charger-fleet simulator connects
 N registered chargers (OCPP 1.6J, Basic auth) to a `csms serve --role gateway` process on a scratch database,
 spread evenly over `--within` seconds. Each boots and, once Accepted, reports its connector's status. Beyond
-CSMS_OCPP_BOOTS_PER_SECOND (after a burst of CSMS_OCPP_BOOT_BURST) the gateway answers Pending with a jittered
-retry interval, which the simulator honours. Measured: the time until every charger is accepted and has
-reported its status, Pending answers, failed and dropped connections, and everyone's CPU second by second
-(gateway, Postgres, simulator) to show which of them holds the storm back. The same storm then hits the bare
-responder (no auth, no persistence, no admission control) in the same run.
+CSMS_OCPP_BOOTS_PER_SECOND (after a burst of CSMS_OCPP_BOOT_BURST) the gateway answers Pending with the time
+until the charger's slot at that pace, which the simulator honours. Measured: the time until every charger
+is accepted and has reported its status, Pending answers, failed and dropped connections, and everyone's CPU
+second by second (gateway, Postgres, simulator) to show which of them holds the storm back. The same storm
+then hits the bare responder (no auth, no persistence, no admission control) in the same run.
 
-`--pending-retry LOW-HIGH` and `--listen-backlog N` are experiments for choosing defaults: they start the
-gateway with the Pending retry range of `write_api/ocpp/admission.py`, or the listen backlog of
-`csms/cli/serving.py` (4096), patched; neither is a setting.
+`--listen-backlog N` is an experiment for choosing a default: it starts the gateway with the listen backlog of
+`csms/cli/serving.py` (4096) patched; it is not a setting.
 """
 
 from __future__ import annotations
@@ -66,11 +65,6 @@ _TIMELINE_STEP = 5
 # `python -c` body for the experiments: the gateway with defaults that are not settings patched first.
 _PATCHED_GATEWAY: Final = """\
 import os
-retry = os.environ.pop("BENCH_PENDING_RETRY", "")
-if retry:
-    from write_api.ocpp import admission
-    low, high = (int(part) for part in retry.split("-"))
-    admission.BootAdmission.__init__.__defaults__ = ((low, high), None)
 backlog = os.environ.pop("BENCH_LISTEN_BACKLOG", "")
 if backlog:
     from csms.cli import serving
@@ -330,18 +324,15 @@ class Report:
 class Experiment:
     """Gateway defaults that are not settings, patched at start-up to measure a proposal."""
 
-    pending_retry: tuple[int, int] | None = None
     listen_backlog: int | None = None
 
     def command(self) -> list[str]:
-        if self.pending_retry is None and self.listen_backlog is None:
+        if self.listen_backlog is None:
             return gateway_argv()
         return [sys.executable, "-c", _PATCHED_GATEWAY, *gateway_argv()[3:]]
 
     def environment(self) -> dict[str, str]:
         env = {}
-        if self.pending_retry is not None:
-            env["BENCH_PENDING_RETRY"] = f"{self.pending_retry[0]}-{self.pending_retry[1]}"
         if self.listen_backlog is not None:
             env["BENCH_LISTEN_BACKLOG"] = str(self.listen_backlog)
         return env
@@ -459,14 +450,8 @@ def format_report(report: Report) -> str:
                 [f"{c.cpu_mean.get(group, 0):.0f} / {c.cpu_peak.get(group, 0):.0f}" for c in columns],
             )
         )
-    retry_range = report.experiment.pending_retry
     backlog = report.experiment.listen_backlog
-    retry = (
-        "10-60 s (the default)"
-        if retry_range is None
-        else f"{retry_range[0]}-{retry_range[1]} s (EXPERIMENT: patched, not a setting)"
-    )
-    retry += ", listen backlog " + (
+    retry = "until the charger's slot at the boot pace, listen backlog " + (
         "4096 (csms's default)" if backlog is None else f"{backlog} (EXPERIMENT: patched, not a setting)"
     )
     lines += [
@@ -502,18 +487,6 @@ def format_report(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _retry_range(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        low, high = (int(part) for part in value.split("-", 1))
-    except ValueError:
-        raise click.BadParameter("expected LOW-HIGH in whole seconds, e.g. 2-10") from None
-    if not 0 < low <= high:
-        raise click.BadParameter("expected 0 < LOW <= HIGH")
-    return low, high
-
-
 @click.command("storm")
 @click.option("--chargers", type=click.IntRange(1, 15_000), default=10_000, show_default=True)
 @click.option(
@@ -532,13 +505,6 @@ def _retry_range(_ctx: click.Context, _param: click.Parameter, value: str | None
 )
 @click.option("--simulator-processes", type=click.IntRange(1, 8), default=1, show_default=True)
 @click.option(
-    "--pending-retry",
-    callback=_retry_range,
-    default=None,
-    metavar="LOW-HIGH",
-    help="Experiment: patch the gateway's Pending retry range (seconds) to choose a better default.",
-)
-@click.option(
     "--listen-backlog",
     type=click.IntRange(1, 65535),
     default=None,
@@ -555,7 +521,6 @@ def storm(
     within: float,
     give_up_after: float,
     simulator_processes: int,
-    pending_retry: tuple[int, int] | None,
     listen_backlog: int | None,
     baseline: bool,
     json_file: Path | None,
@@ -571,7 +536,7 @@ def storm(
             within,
             give_up_after,
             simulator_processes,
-            Experiment(pending_retry, listen_backlog),
+            Experiment(listen_backlog),
             baseline,
         )
     )

@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any, cast
 
 import aiohttp
-from click.testing import CliRunner
 
 from loadtests.bench_ingest import LeanCharger
-from loadtests.bench_storm import Experiment, _timeline, storm
+from loadtests.bench_storm import Experiment, _timeline
 from loadtests.scratch import gateway_argv, histogram_state, merged_histogram
 from loadtests.simulator.stats import LatencyHistogram
 from tests.unit.simulator.schemas import assert_valid
@@ -77,12 +76,6 @@ def test_the_storm_timeline_sums_clients_and_averages_cpu_per_step() -> None:
 def test_experiments_patch_the_gateway_only_when_asked() -> None:
     assert Experiment().command() == gateway_argv()
     assert Experiment().environment() == {}
-    patched = Experiment(pending_retry=(2, 10), listen_backlog=4096)
+    patched = Experiment(listen_backlog=4096)
     assert patched.command()[-3:] == ["serve", "--role", "gateway"]
-    assert patched.environment() == {"BENCH_PENDING_RETRY": "2-10", "BENCH_LISTEN_BACKLOG": "4096"}
-
-
-def test_a_malformed_pending_retry_range_is_refused_before_anything_runs() -> None:
-    result = CliRunner().invoke(storm, ["--pending-retry", "10-2"])
-    assert result.exit_code == 2
-    assert "0 < LOW <= HIGH" in result.output
+    assert patched.environment() == {"BENCH_LISTEN_BACKLOG": "4096"}

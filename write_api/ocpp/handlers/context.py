@@ -42,7 +42,7 @@ def boot_response(context: ChargerContext, record: Callable[[], Awaitable[None]]
     without recording anything; the same for both protocol versions."""
 
     async def answer() -> Payload:
-        retry_after = None if context.admission is None else context.admission.admit()
+        retry_after = None if context.admission is None else context.admission.admit(context.charge_point_id)
         if retry_after is not None:
             context.booted = False
             record_boot_pending()
