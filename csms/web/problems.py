@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import orjson
 from aiohttp import web
+from redis.exceptions import RedisError
 
 _log = logging.getLogger(__name__)
 
@@ -135,9 +137,28 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         raise _as_problem(error) from None
     except asyncio.CancelledError:
         raise
+    except _UNAVAILABLE as error:
+        # Postgres or Redis did not answer: nothing about the request was wrong, and asking again shortly
+        # may well work. A 503 says so (with Retry-After) where a 500 would read as a bug.
+        _log.error("a dependency failed during %s %s: %s", request.method, request.path, type(error).__name__)
+        return problem(
+            503,
+            "Service Unavailable",
+            "A storage service did not answer in time; try again shortly.",
+            headers={"Retry-After": "1"},
+        )
     except Exception:
         _log.exception("unhandled error in %s %s", request.method, request.path)
         return problem(500, "Internal Server Error", "The server failed to handle the request.")
+
+
+_UNAVAILABLE = (
+    RedisError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    ConnectionError,
+)
 
 
 def _as_problem(error: web.HTTPException) -> web.HTTPException:

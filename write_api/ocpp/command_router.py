@@ -45,6 +45,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from csms.redis_support import LuaScript, run_pipeline, stop_task
 from write_api.ocpp.outcome import CallOutcome
@@ -54,6 +55,8 @@ _log = logging.getLogger(__name__)
 DEFAULT_REGISTRY_TTL_SECONDS: Final = 30.0
 _MIN_BLOCK_SECONDS: Final = 0.01
 """BLPOP rounds its timeout to whole milliseconds and reads 0 as "forever": never ask for less than this."""
+_MAX_BLOCK_SECONDS: Final = 2.0
+"""Longest single BLPOP: well inside redis-py's default socket timeout (5 s)."""
 _BACKSTOP_SECONDS: Final = 0.5
 """Slack before a local cancel overrides Redis's own BLPOP timeout (which fires up to 1/hz late)."""
 
@@ -252,16 +255,20 @@ class CommandRouter:
             pipe.xadd(stream, {"request": request}, maxlen=self._stream_maxlen, approximate=True)
             pipe.pexpire(stream, self._stream_ttl_ms)
             await pipe.execute()
-        remaining = deadline - time.time()
-        if remaining <= 0:
-            return CallOutcome.timed_out()
-        # The reply is a list, not a message: if the owner answers before this BLPOP starts, it waits for us.
-        popped = await self._redis.blpop(
-            [self._reply_key(request_id)], timeout=max(remaining, _MIN_BLOCK_SECONDS)
-        )
-        if popped is None:
-            return CallOutcome.timed_out()
-        return CallOutcome.from_json(orjson.loads(popped[1]))
+        # The reply is a list, not a message: if the owner answers before a BLPOP starts, it waits for us.
+        # Blocks are short and repeated: a client's socket timeout (redis-py's default is 5 s) shorter than
+        # the charger's time to answer must not turn a slow answer into an error. A read that times out on
+        # a busy event loop is asked again too: the reply, if any, is still in its list.
+        reply_key = self._reply_key(request_id)
+        while (remaining := deadline - time.time()) > 0:
+            block = max(min(remaining, _MAX_BLOCK_SECONDS), _MIN_BLOCK_SECONDS)
+            try:
+                popped = await self._redis.blpop([reply_key], timeout=block)
+            except RedisTimeoutError:
+                continue
+            if popped is not None:
+                return CallOutcome.from_json(orjson.loads(popped[1]))
+        return CallOutcome.timed_out()
 
     async def _call_local(
         self,

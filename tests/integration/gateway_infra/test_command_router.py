@@ -306,3 +306,38 @@ async def test_a_gateway_failure_is_answered_as_an_internal_error(make_router: M
 )
 def test_a_result_survives_its_trip_through_redis(result: CallOutcome) -> None:
     assert CallOutcome.from_json(result.to_json()) == result
+
+
+class SlowGateway(Gateway):
+    """Answers after `delay` seconds, as a charger on a slow link does."""
+
+    def __init__(self, name: str, delay: float) -> None:
+        super().__init__(name)
+        self.delay = delay
+
+    async def call(
+        self, charge_point_id: str, action: str, payload: dict[str, Any], within: float
+    ) -> CallOutcome:
+        await asyncio.sleep(self.delay)
+        return await super().call(charge_point_id, action, payload, within)
+
+
+async def test_an_answer_slower_than_the_senders_socket_timeout_still_arrives(
+    make_router: MakeRouter, redis_url: str, redis_key_prefix: str
+) -> None:
+    slow = SlowGateway("slow", delay=1.0)
+    owner, _ = await make_router("owner", local=slow)
+    cp = charger()
+    slow.connected.add(cp)
+    await owner.claim(cp)
+    # The sender's client gives up on any single read after 0.3 s (redis-py's default is 5 s).
+    impatient = Redis.from_url(redis_url, socket_timeout=0.3)
+    sender = CommandRouter(impatient, redis_key_prefix, f"sender:{uuid.uuid4().hex[:8]}", Gateway("sender"))
+    await sender.start()
+    try:
+        result = await sender.send(cp, "Reset", {"type": "Soft"}, timeout=5)
+    finally:
+        await sender.close()
+        await impatient.aclose()
+
+    assert result == CallOutcome.result({"status": "Accepted", "instance": "slow"})
