@@ -3,25 +3,26 @@ a worker that dies is replaced, and SIGTERM drains every worker before the super
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
+import orjson
 import psutil
-from ocpp.v16 import call
+import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import EventCodec, EventStore, Repository, create_pool
 from tests.e2e.processes import free_port, serve_process
-from tests.integration.gateway.clients import connect
-from tests.integration.gateway.conftest import register_charger
+from tests.integration.gateway.conftest import basic_auth, register_charger
 from tests.integration.gateway_infra import eventually
 
 _CHARGERS = 16  # spread by the kernel over two workers: all on one has a chance of 2 in 65,536
+_BOOT = {"chargePointModel": "M", "chargePointVendor": "V"}
 
 
 def _workers(supervisor_pid: int, role: str) -> list[psutil.Process]:
@@ -55,13 +56,27 @@ async def _metric(http: aiohttp.ClientSession, url: str, name: str, **labels: st
 
 
 @contextlib.asynccontextmanager
-async def _chargers(url: str, credentials: list[tuple[str, str]]) -> AsyncIterator[list[Any]]:
-    async with contextlib.AsyncExitStack() as stack:
-        chargers = [
-            await stack.enter_async_context(connect(url, charge_point_id, password))
-            for charge_point_id, password in credentials
-        ]
-        yield chargers
+async def _booted_chargers(url: str, credentials: list[tuple[str, str]]) -> AsyncIterator[None]:
+    """The chargers connected and booted (OCPP 1.6, a CALL and its answer each), then closed all at once."""
+
+    async def booted(charge_point_id: str, password: str) -> websockets.ClientConnection:
+        socket = await websockets.connect(
+            f"{url}/{charge_point_id}",
+            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+            additional_headers=basic_auth(charge_point_id, password),
+            open_timeout=20,
+            close_timeout=2,
+        )
+        await socket.send(orjson.dumps([2, "boot", "BootNotification", _BOOT]).decode())
+        answer = orjson.loads(await asyncio.wait_for(socket.recv(), 20))
+        assert answer[:2] == [3, "boot"], answer
+        return socket
+
+    sockets = await asyncio.gather(*(booted(cp, password) for cp, password in credentials))
+    try:
+        yield
+    finally:
+        await asyncio.gather(*(socket.close() for socket in sockets), return_exceptions=True)
 
 
 async def test_workers_share_ports_report_as_one_and_drain_on_sigterm(
@@ -88,7 +103,10 @@ async def test_workers_share_ports_report_as_one_and_drain_on_sigterm(
     ocpp = f"ws://127.0.0.1:{ocpp_port}/ocpp"
     async with (
         serve_process(("gateway", "write-api"), environment, args=("--workers", "2"), listeners=4) as node,
-        aiohttp.ClientSession() as http,
+        # A new connection per request (so the kernel picks a worker each time), never waiting long for one.
+        aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True), timeout=aiohttp.ClientTimeout(total=10)
+        ) as http,
     ):
         supervisor = node.process.pid
         gateways, write_apis = _workers(supervisor, "gateway"), _workers(supervisor, "write-api")
@@ -96,9 +114,7 @@ async def test_workers_share_ports_report_as_one_and_drain_on_sigterm(
         async with http.get(f"http://127.0.0.1:{write_port}/healthz") as health:
             assert health.status == 200
 
-        async with _chargers(ocpp, credentials) as chargers:
-            for charger in chargers:
-                await charger.call(call.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+        async with _booted_chargers(ocpp, credentials):
             spread = [_established(worker, ocpp_port) for worker in gateways]
             assert sum(spread) == _CHARGERS, spread
             assert min(spread) > 0, spread
