@@ -67,3 +67,48 @@ async def stop_task(task: asyncio.Task[Any]) -> None:
         await asyncio.wait([task], timeout=0.1)
     if not task.cancelled() and (error := task.exception()) is not None:
         _log.error("%s failed", task.get_name(), exc_info=error)
+
+
+class CoalescedPipeline:
+    """Commands of concurrent callers sent to Redis together: one round trip per batch, not one per caller.
+
+    A caller hands over a function that adds its commands to a pipeline and waits for the batch it joined
+    to be executed. One batch is in flight at a time; callers arriving meanwhile form the next one, so under
+    load a batch holds whatever piled up during the previous round trip, and alone a caller waits for one
+    round trip, as before. In a transaction pipeline the batch is one MULTI/EXEC: each caller's commands stay
+    atomic (with the others'). An error fails every caller of its batch; in a plain pipeline the batch's other
+    commands may still have taken effect, so callers' commands must be safe to repeat.
+    """
+
+    def __init__(self, redis: Redis, *, transaction: bool, max_batch: int = 1000) -> None:
+        self._redis = redis
+        self._transaction = transaction
+        self._max_batch = max_batch
+        self._waiting: list[tuple[Callable[[Pipeline], object], asyncio.Future[None]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def execute(self, build: Callable[[Pipeline], object]) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((build, future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send(), name="redis-coalesced-pipeline")
+        await future
+
+    async def _send(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
+            pipe = self._redis.pipeline(transaction=self._transaction)
+            for build, _future in batch:
+                build(pipe)
+            try:
+                await pipe.execute()
+            except BaseException as error:  # handed to every caller of the batch
+                for _build, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                if isinstance(error, asyncio.CancelledError):
+                    raise
+                continue
+            for _build, future in batch:
+                if not future.done():
+                    future.set_result(None)

@@ -47,7 +47,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from csms.redis_support import LuaScript, run_pipeline, stop_task
+from csms.redis_support import CoalescedPipeline, LuaScript, run_pipeline, stop_task
 from write_api.ocpp.outcome import CallOutcome
 
 _log = logging.getLogger(__name__)
@@ -148,6 +148,7 @@ class CommandRouter:
         self._stream_ttl_ms = max(1, round(stream_ttl * 1000))
         self._slots = asyncio.Semaphore(max_concurrency)
         self._claimed: set[str] = set()
+        self._claims = CoalescedPipeline(redis, transaction=False)  # a storm's claims, a batch per round trip
         self._tasks: list[asyncio.Task[None]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -165,7 +166,8 @@ class CommandRouter:
     async def claim(self, charge_point_id: str) -> None:
         """This instance now holds the charger's socket; overwrites any other instance's claim."""
         self._claimed.add(charge_point_id)
-        await self._redis.set(self._registry_key(charge_point_id), self.instance_id, px=self._registry_ttl_ms)
+        key, ttl_ms = self._registry_key(charge_point_id), self._registry_ttl_ms
+        await self._claims.execute(lambda pipe: pipe.set(key, self.instance_id, px=ttl_ms))
 
     async def release(self, charge_point_id: str) -> bool:
         """The charger's socket here closed. Unregisters it only if the registry still names this instance;

@@ -32,10 +32,11 @@ from typing import Any, Final, cast
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from csms.presence_keys import presence_key
-from csms.redis_support import LuaScript, run_pipeline, stop_task
+from csms.redis_support import CoalescedPipeline, LuaScript, run_pipeline, stop_task
 
 _log = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ class Presence:
         self._flush_interval = flush_interval
         self._refresh_interval = ttl_seconds / 3 if refresh_interval is None else refresh_interval
         self._local: dict[str, _LocalConnection] = {}
+        self._connections = CoalescedPipeline(redis, transaction=True)
         self._pending: set[str] = set()
         """Chargers seen since the last flush; their latest time is in `_local`."""
         self._next_refresh = 0.0
@@ -182,13 +184,17 @@ class Presence:
         self._local[charge_point_id] = local
         self._pending.discard(charge_point_id)
         key = self._key(charge_point_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        mapping: dict[Any, Any] = self._fields(local)
+        expires_at_ms = self._expires_at_ms()
+
+        def build(pipe: Pipeline) -> None:
             pipe.delete(key)
-            mapping: dict[Any, Any] = self._fields(local)
             pipe.hset(key, mapping=mapping)
             pipe.pexpire(key, self._ttl_ms)
-            pipe.zadd(self._index, {charge_point_id: self._expires_at_ms()})
-            await pipe.execute()
+            pipe.zadd(self._index, {charge_point_id: expires_at_ms})
+
+        # In a reconnect storm hundreds connect per second: their records go in one MULTI/EXEC per round trip.
+        await self._connections.execute(build)
 
     def seen(self, charge_point_id: str, at: datetime) -> None:
         """The charger sent something: its last-seen time moves forward at the next flush. No I/O."""
