@@ -14,6 +14,7 @@ from csms.eventstore.connection import connect
 from csms.eventstore.metrics import record_batch
 from csms.eventstore.recorder import Submission
 from csms.eventstore.records import AppendResult, NewEvent, RecordedEvent
+from csms.eventstore.stream_reads import CoalescedStreamReads
 from csms.eventstore.subscription import HeadWatcher, Subscription
 
 
@@ -37,6 +38,7 @@ class EventStore:
             max_batch=max_batch,
             on_batch=_observers(on_batch),
         )
+        self._stream_reads = CoalescedStreamReads(pool)
         self._watcher = HeadWatcher(database_url)
         self._watcher_started = False
         self._poll_interval = poll_interval
@@ -59,6 +61,8 @@ class EventStore:
     async def read_stream(
         self, stream_id: UUID, *, after_version: int = 0, to_version: int | None = None
     ) -> list[RecordedEvent]:
+        if to_version is None:  # the common read (a whole stream, or its tail): batched with concurrent ones
+            return await self._stream_reads.read(stream_id, after_version)
         return await recorder.read_stream(
             self.pool, stream_id, after_version=after_version, to_version=to_version
         )
