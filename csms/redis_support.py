@@ -12,6 +12,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
+from csms.batching import Coalescer
+
 _log = logging.getLogger(__name__)
 
 
@@ -70,45 +72,27 @@ async def stop_task(task: asyncio.Task[Any]) -> None:
 
 
 class CoalescedPipeline:
-    """Commands of concurrent callers sent to Redis together: one round trip per batch, not one per caller.
+    """Commands of concurrent callers sent to Redis in one pipeline per batch (see `csms.batching`).
 
-    A caller hands over a function that adds its commands to a pipeline and waits for the batch it joined
-    to be executed. One batch is in flight at a time; callers arriving meanwhile form the next one, so under
-    load a batch holds whatever piled up during the previous round trip, and alone a caller waits for one
-    round trip, as before. In a transaction pipeline the batch is one MULTI/EXEC: each caller's commands stay
-    atomic (with the others'). An error fails every caller of its batch; in a plain pipeline the batch's other
-    commands may still have taken effect, so callers' commands must be safe to repeat.
+    In a transaction pipeline a batch is one MULTI/EXEC: each caller's commands stay atomic (with the
+    others'). An error fails every caller of its batch; in a plain pipeline the batch's other commands may
+    still have taken effect, so callers' commands must be safe to repeat.
     """
 
     def __init__(self, redis: Redis, *, transaction: bool, max_batch: int = 1000) -> None:
         self._redis = redis
         self._transaction = transaction
-        self._max_batch = max_batch
-        self._waiting: list[tuple[Callable[[Pipeline], object], asyncio.Future[None]]] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._batches: Coalescer[Callable[[Pipeline], object], None] = Coalescer(
+            self._run, name="redis-coalesced-pipeline", max_batch=max_batch
+        )
 
     async def execute(self, build: Callable[[Pipeline], object]) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((build, future))
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(self._send(), name="redis-coalesced-pipeline")
-        await future
+        """Add `build`'s commands to the next batch and wait until it has been executed."""
+        await self._batches.submit(build)
 
-    async def _send(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
-            pipe = self._redis.pipeline(transaction=self._transaction)
-            for build, _future in batch:
-                build(pipe)
-            try:
-                await pipe.execute()
-            except BaseException as error:  # handed to every caller of the batch
-                for _build, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                if isinstance(error, asyncio.CancelledError):
-                    raise
-                continue
-            for _build, future in batch:
-                if not future.done():
-                    future.set_result(None)
+    async def _run(self, builds: Sequence[Callable[[Pipeline], object]]) -> list[None]:
+        pipe = self._redis.pipeline(transaction=self._transaction)
+        for build in builds:
+            build(pipe)
+        await pipe.execute()
+        return [None] * len(builds)
