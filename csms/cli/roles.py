@@ -16,7 +16,7 @@ from csms.embedded import Servers
 from csms.observability.gc_pauses import freeze_long_lived, watch_gc_pauses
 from csms.observability.logging import log_context
 from csms.observability.loop_lag import watch_loop_lag
-from csms.observability.process_memory import watch_process_memory
+from csms.observability.process_metrics import watch_process
 from csms.settings import Settings
 from csms.stripe_endpoint import StripeEndpoint
 from projections.runtime import projector_service
@@ -152,11 +152,11 @@ async def run_roles(roles: Iterable[Role], context: RoleContext, stop: Awaitable
     """
     tasks = {asyncio.create_task(_run_role(role, context), name=f"role:{role.name}"): role for role in roles}
     stopper = asyncio.ensure_future(stop)
-    # Once per process, whatever its roles: the loop's lag and the collector's pauses for /metrics, and the
-    # long-lived heap kept out of full collections.
+    # Once per process, whatever its roles: the loop's lag, the collector's pauses, memory and descriptors for
+    # /metrics, and the long-lived heap kept out of full collections.
     helpers = [
         asyncio.create_task(watch_loop_lag(), name="event-loop-lag"),
-        asyncio.create_task(watch_process_memory(), name="process-memory"),
+        asyncio.create_task(watch_process(), name="process-metrics"),
     ]
     watch_gc_pauses()
     if context.settings.gc_freeze_seconds > 0:

@@ -14,6 +14,7 @@ import orjson
 import psutil
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import EventCodec, EventStore, Repository, create_pool
@@ -43,16 +44,40 @@ def _established(worker: psutil.Process, port: int) -> int:
     )
 
 
-async def _metric(http: aiohttp.ClientSession, url: str, name: str, **labels: str) -> float:
+async def _samples(http: aiohttp.ClientSession, url: str, name: str) -> list[Sample]:
     async with http.get(url) as response:
         assert response.status == 200
         text = await response.text()
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
+    return [
+        sample
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
+async def _metric(http: aiohttp.ClientSession, url: str, name: str, **labels: str) -> float:
+    samples = await _samples(http, url, name)
+    return sum(s.value for s in samples if all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+async def _per_pid(http: aiohttp.ClientSession, url: str, name: str) -> dict[int, float]:
+    """A per-process series by the `pid` of the worker it describes."""
+    return {int(sample.labels["pid"]): sample.value for sample in await _samples(http, url, name)}
+
+
+async def _process_series_of_each_worker(
+    http: aiohttp.ClientSession, url: str, workers: list[psutil.Process]
+) -> None:
+    """Whichever worker answers, the scrape has every worker's start time and descriptors, by `pid`: what
+    the restart and file descriptor alerts read, where prometheus-client's process_* are not exported."""
+    started = await _per_pid(http, url, "csms_process_start_time_seconds")
+    assert started == {worker.pid: worker.create_time() for worker in workers}
+    limits = await _per_pid(http, url, "csms_process_max_fds")
+    assert limits == {worker.pid: worker.rlimit(psutil.RLIMIT_NOFILE)[0] for worker in workers}
+    open_fds = await _per_pid(http, url, "csms_process_open_fds")
+    assert set(open_fds) == set(limits)
+    assert all(0 < count < limits[pid] for pid, count in open_fds.items()), open_fds
 
 
 @contextlib.asynccontextmanager
@@ -113,6 +138,9 @@ async def test_workers_share_ports_report_as_one_and_drain_on_sigterm(
         assert (len(gateways), len(write_apis)) == (2, 2)
         async with http.get(f"http://127.0.0.1:{write_port}/healthz") as health:
             assert health.status == 200
+        for _ in range(2):  # a new connection each time: likely answered by each worker once
+            await _process_series_of_each_worker(http, metrics, gateways)
+            await _process_series_of_each_worker(http, f"http://127.0.0.1:{write_port}/metrics", write_apis)
 
         async with _booted_chargers(ocpp, credentials):
             spread = [_established(worker, ocpp_port) for worker in gateways]
@@ -144,8 +172,14 @@ async def test_workers_share_ports_report_as_one_and_drain_on_sigterm(
                 connected = await _metric(http, metrics, "csms_ocpp_connected_chargers", protocol="ocpp1.6")
                 return connected == _CHARGERS - lost
 
+            # The replacement is a new `pid` series and the victim's is gone: a restart, to the restart alert.
+            async def replacement_reported() -> bool:
+                started = await _per_pid(http, metrics, "csms_process_start_time_seconds")
+                return set(started) == {worker.pid for worker in _workers(supervisor, "gateway")}
+
             await eventually(replaced_worker_listening, within=30)
             await eventually(victims_chargers_gone, within=30)
+            await eventually(replacement_reported, within=30)
             replaced = _workers(supervisor, "gateway")
 
         code, _log = await node.terminate()
