@@ -15,6 +15,16 @@ from csms.eventstore.records import AppendResult, NewEvent, RecordedEvent
 
 NOTIFY_CHANNEL = "csms_events"
 
+APPEND_LOCK = "hashtextextended('csms:event-store-append', 0)"
+"""The advisory lock every append holds from position assignment to commit (migration 0008), as an SQL
+expression: `SELECT pg_advisory_xact_lock(...)` in a transaction holds the appends back until it ends."""
+
+APPEND_LOCK_ROWS = (
+    f"locktype = 'advisory' AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = {APPEND_LOCK}"
+)
+"""A condition on `pg_locks` for the append lock's rows (a bigint key shows as its two 32-bit halves): with
+`NOT granted`, the appends waiting for it."""
+
 Connection = asyncpg.Connection | PoolConnectionProxy
 """A connection, or one borrowed from a pool."""
 Executor = Connection | asyncpg.Pool

@@ -5,7 +5,7 @@ with 1001 "going away" (so they reconnect to another node), a charger whose CALL
 CALLRESULT first and the close right after, and the process exits 0 once the disconnects are recorded.
 
 To have a CALL provably in flight when the signal arrives, the test holds the event store's ordering lock
-(`LOCK TABLE events IN EXCLUSIVE MODE`, which every append takes): the gateway's commit waits on it until the
+(the advisory lock every append takes, `recorder.APPEND_LOCK`): the gateway's commit waits on it until the
 test lets go.
 """
 
@@ -23,6 +23,7 @@ import orjson
 import pytest
 
 from csms.domain import charger_id_for
+from csms.eventstore.recorder import APPEND_LOCK, APPEND_LOCK_ROWS
 from tests.e2e.processes import free_port, role_process
 from tests.e2e.test_gateway_role import _register
 from tests.integration.gateway.conftest import basic_auth
@@ -58,7 +59,7 @@ async def _charger(
 async def _until_an_append_waits(pool: asyncpg.Pool) -> None:
     """Until some other session waits for the lock on the events table: the gateway's commit."""
     # Postgres tells no one when a lock starts being waited for: poll its lock table.
-    query = "SELECT count(*) FROM pg_locks WHERE relation = 'events'::regclass AND NOT granted"
+    query = f"SELECT count(*) FROM pg_locks WHERE NOT granted AND {APPEND_LOCK_ROWS}"
     async with asyncio.timeout(10):
         while True:
             if await pool.fetchval(query):
@@ -106,7 +107,7 @@ async def test_sigterm_refuses_new_chargers_answers_the_call_in_flight_then_goes
             transaction = blocker.transaction()
             await transaction.start()
             try:
-                await blocker.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+                await blocker.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
                 await busy.send_bytes(orjson.dumps([2, "in-flight", "StatusNotification", status]))
                 await _until_an_append_waits(pool)
 

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from csms.eventstore import ConcurrencyError, EventStore, Submission
+from csms.eventstore.recorder import APPEND_LOCK, APPEND_LOCK_ROWS
 from tests.integration.eventstore.conftest import new_event
 
 
@@ -219,13 +220,13 @@ async def test_an_append_waits_while_an_earlier_one_to_its_stream_is_in_flight(
 
     async def waiting_at_the_lock() -> int:
         value = await store_pool.fetchval(
-            "SELECT count(*) FROM pg_locks WHERE relation = 'events'::regclass AND NOT granted"
+            f"SELECT count(*) FROM pg_locks WHERE NOT granted AND {APPEND_LOCK_ROWS}"
         )
         return int(value)
 
     try:
         async with store_pool.acquire() as blocker, blocker.transaction():
-            await blocker.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+            await blocker.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
             first = asyncio.create_task(store.append(stream, 0, [new_event(1)]))
             await asyncio.sleep(0.2)  # sent alone, not batched with the next one
             second = asyncio.create_task(store.append(stream, 1, [new_event(2)]))

@@ -1,0 +1,101 @@
+-- Appends serialise on a transaction-level advisory lock instead of LOCK TABLE events IN EXCLUSIVE MODE.
+--
+-- The table lock also conflicted with VACUUM and ANALYZE (SHARE UPDATE EXCLUSIVE): whenever autovacuum worked
+-- on the insert-heavy events table, every append waited until it finished, and an anti-wraparound vacuum,
+-- which does not yield, would have stopped all writes for as long as it ran. The advisory lock keeps what the table lock was for (ADR 0003): appenders assign positions and
+-- commit one at a time, and Postgres makes a commit visible before it releases the transaction's locks, so
+-- positions stay gap-free and a reader tailing by position never skips a late commit. Every write to `events`
+-- goes through this function, so every writer takes the lock. The body is 0007's with that one line changed.
+CREATE OR REPLACE FUNCTION event_store_append(
+    streams uuid[],
+    commit_of int[],
+    stream_of int[],
+    expected int[],
+    submission_of int[],
+    topics text[],
+    schema_versions smallint[],
+    event_data jsonb[],
+    event_metadata jsonb[],
+    OUT head_before bigint,
+    OUT stale_commits int[],
+    OUT stale_streams uuid[],
+    OUT stale_expected int[],
+    OUT stale_actual int[]
+) LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    submissions int := coalesce(cardinality(commit_of), 0);
+    current_version int[];   -- per stream: its version with the commits decided so far applied
+    counts int[] := array_fill(0, ARRAY[submissions]);
+    included boolean[] := '{}';
+    first_sub int := 1;
+    next_sub int;
+    failed_at int;
+    sub int;
+    inserted bigint;
+BEGIN
+    -- Writers only: the key is recorder.APPEND_LOCK. Released, like any lock, after the commit is visible.
+    PERFORM pg_advisory_xact_lock(hashtextextended('csms:event-store-append', 0));
+
+    -- One backward index step for the head and one per stream (recorder._APPEND says why this form).
+    head_before := coalesce((SELECT e.position FROM events e ORDER BY e.position DESC LIMIT 1), 0);
+    SELECT array_agg(coalesce((SELECT e.stream_version FROM events e WHERE e.stream_id = s.id
+                               ORDER BY e.stream_version DESC LIMIT 1), 0) ORDER BY s.i)
+      INTO current_version
+      FROM unnest(streams) WITH ORDINALITY AS s(id, i);
+
+    FOREACH sub IN ARRAY submission_of LOOP
+        counts[sub] := counts[sub] + 1;
+    END LOOP;
+
+    stale_commits := '{}';
+    stale_streams := '{}';
+    stale_expected := '{}';
+    stale_actual := '{}';
+    WHILE first_sub <= submissions LOOP
+        -- Submissions first_sub .. next_sub - 1 form one commit: apply them, undo them all if one is stale.
+        next_sub := first_sub;
+        failed_at := 0;
+        WHILE next_sub <= submissions AND commit_of[next_sub] = commit_of[first_sub] LOOP
+            IF failed_at = 0 THEN
+                IF current_version[stream_of[next_sub]] = expected[next_sub] THEN
+                    current_version[stream_of[next_sub]] := expected[next_sub] + counts[next_sub];
+                ELSE
+                    failed_at := next_sub;
+                END IF;
+            END IF;
+            next_sub := next_sub + 1;
+        END LOOP;
+        IF failed_at = 0 THEN
+            included[commit_of[first_sub]] := true;
+        ELSE
+            stale_commits := stale_commits || commit_of[first_sub];
+            stale_streams := stale_streams || streams[stream_of[failed_at]];
+            stale_expected := stale_expected || expected[failed_at];
+            stale_actual := stale_actual || current_version[stream_of[failed_at]];
+            included[commit_of[first_sub]] := false;
+            -- Each applied submission found its stream at its expected version: restoring those, last first,
+            -- leaves every stream as it was before this commit.
+            FOR sub IN REVERSE failed_at - 1 .. first_sub LOOP
+                current_version[stream_of[sub]] := expected[sub];
+            END LOOP;
+        END IF;
+        first_sub := next_sub;
+    END LOOP;
+
+    -- Window functions number the rows after WHERE has dropped the stale commits' events: no gaps.
+    INSERT INTO events (position, stream_id, stream_version, topic, schema_version, data, metadata)
+    SELECT head_before + row_number() OVER (ORDER BY e.ord),
+           streams[stream_of[e.sub]],
+           expected[e.sub] + row_number() OVER (PARTITION BY e.sub ORDER BY e.ord),
+           e.topic, e.schema_version, e.data, e.metadata
+      FROM unnest(submission_of, topics, schema_versions, event_data, event_metadata)
+           WITH ORDINALITY AS e(sub, topic, schema_version, data, metadata, ord)
+     WHERE included[commit_of[e.sub]];
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+
+    -- Delivered only if the transaction commits (the channel is recorder.NOTIFY_CHANNEL).
+    IF inserted > 0 THEN
+        PERFORM pg_notify('csms_events', (head_before + inserted)::text);
+    END IF;
+END;
+$$;
