@@ -128,8 +128,8 @@ class Settings:
     gc_freeze_seconds: float = _setting(
         "CSMS_GC_FREEZE_SECONDS",
         60.0,
-        "Every this many seconds a process freezes its surviving objects out of full garbage collections"
-        " (0: never).",
+        "Every this many seconds a process freezes its surviving objects out of full garbage collections,"
+        " and it freezes the survivors of each full collection (0: neither).",
     )
     read_api_rate_limit: float = _setting(
         "CSMS_READ_API_RATE_LIMIT",

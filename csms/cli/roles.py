@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from csms.cli.serving import serve_app
 from csms.embedded import Servers
-from csms.observability.gc_pauses import freeze_long_lived, watch_gc_pauses
+from csms.observability.gc_pauses import freeze_after_full_collections, freeze_long_lived, watch_gc_pauses
 from csms.observability.logging import log_context
 from csms.observability.loop_lag import watch_loop_lag
 from csms.observability.process_metrics import watch_process
@@ -160,6 +160,7 @@ async def run_roles(roles: Iterable[Role], context: RoleContext, stop: Awaitable
     ]
     watch_gc_pauses()
     if context.settings.gc_freeze_seconds > 0:
+        freeze_after_full_collections()
         helpers.append(
             asyncio.create_task(freeze_long_lived(context.settings.gc_freeze_seconds), name="gc-freeze")
         )

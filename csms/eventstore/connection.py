@@ -57,7 +57,15 @@ async def create_pool(
     min_size: int = 1,
     retry_seconds: float = 0.0,
 ) -> asyncpg.Pool:
-    """Open a pool, retrying with back-off for up to `retry_seconds` while Postgres is unreachable."""
+    """Open a pool, retrying with back-off for up to `retry_seconds` while Postgres is unreachable.
+
+    A released connection is not reset with asyncpg's default query (advisory unlock, CLOSE ALL, UNLISTEN,
+    RESET ALL): that is a round trip and a write system call on every release, a large share of a gateway's
+    CPU while a reconnect storm reads thousands of chargers. Pooled connections carry no session state:
+    LISTEN, session advisory locks and session settings live on connections of their own (subscription,
+    leadership, migrations), and `SET LOCAL` ends with its transaction. asyncpg still rolls back a
+    transaction left open.
+    """
     deadline = time.monotonic() + retry_seconds
     delay = 0.1
     while True:
@@ -67,6 +75,7 @@ async def create_pool(
                 min_size=min(min_size, max_size),
                 max_size=max_size,
                 init=init_connection,
+                reset=_no_session_state,
             )
         except (TimeoutError, OSError, asyncpg.PostgresError) as error:
             if time.monotonic() + delay > deadline:
@@ -78,6 +87,10 @@ async def create_pool(
         else:
             assert pool is not None
             return pool
+
+
+async def _no_session_state(connection: asyncpg.Connection) -> None:
+    """The pool's reset: nothing to undo (see `create_pool`)."""
 
 
 def _redact(url: str) -> str:

@@ -8,6 +8,13 @@ survived into the collector's permanent generation every so often (`gc.freeze()`
 full collections then walk only what is new. Frozen objects are still freed by reference counting when they
 die; only a reference cycle among them would outlive its use, and the pauses' own counts show the old
 generation holding next to no cyclic garbage.
+
+A periodic freeze does not help while the heap grows fast (a reconnect storm: 10,000 connections in seconds):
+between two freezes every full collection walks everything that arrived since, and there are several. Measured
+under `csms bench fleet`'s ramp-up, full collections took 5.6 s of 25 s. `freeze_after_full_collections`
+therefore also freezes right after each full collection, whose survivors are by definition reachable: the next
+full collection walks only what survived since, so its cost follows the growth since the last one, not the
+heap. (A script growing a heap to 9 million objects: the longest full collection 776 ms without, 14 ms with.)
 """
 
 from __future__ import annotations
@@ -61,6 +68,22 @@ def watch_gc_pauses() -> None:
 def stop_watching_gc_pauses() -> None:
     if _on_gc in gc.callbacks:
         gc.callbacks.remove(_on_gc)
+
+
+def _freeze_after_full(phase: str, info: dict[str, Any]) -> None:
+    if phase == "stop" and info.get("generation") == 2:
+        gc.freeze()
+
+
+def freeze_after_full_collections() -> None:
+    """From now on, freeze the survivors of every full collection (idempotent)."""
+    if _freeze_after_full not in gc.callbacks:
+        gc.callbacks.append(_freeze_after_full)
+
+
+def stop_freezing_after_full_collections() -> None:
+    if _freeze_after_full in gc.callbacks:
+        gc.callbacks.remove(_freeze_after_full)
 
 
 def freeze_survivors() -> None:

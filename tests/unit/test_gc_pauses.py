@@ -6,7 +6,13 @@ import gc
 
 from prometheus_client import REGISTRY
 
-from csms.observability.gc_pauses import freeze_survivors, stop_watching_gc_pauses, watch_gc_pauses
+from csms.observability.gc_pauses import (
+    freeze_after_full_collections,
+    freeze_survivors,
+    stop_freezing_after_full_collections,
+    stop_watching_gc_pauses,
+    watch_gc_pauses,
+)
 
 
 def _collections(generation: int) -> float:
@@ -31,4 +37,20 @@ def test_surviving_objects_are_frozen_out_of_full_collections() -> None:
         freeze_survivors()
         assert gc.get_freeze_count() >= len(survivors)
     finally:
+        gc.unfreeze()
+
+
+def test_the_survivors_of_a_full_collection_are_frozen() -> None:
+    survivors = [[index] for index in range(1000)]
+    gc.unfreeze()
+    freeze_after_full_collections()
+    freeze_after_full_collections()  # a second call adds no second hook
+    try:
+        gc.collect(1)
+        assert gc.get_freeze_count() == 0  # a young collection freezes nothing
+        gc.collect(2)
+        assert gc.get_freeze_count() >= len(survivors)
+        assert all(item is not survivors[0] for item in gc.get_objects(2))  # out of the old generation
+    finally:
+        stop_freezing_after_full_collections()
         gc.unfreeze()
