@@ -131,6 +131,12 @@ class Settings:
         "Every this many seconds a process freezes its surviving objects out of full garbage collections,"
         " and it freezes the survivors of each full collection (0: neither).",
     )
+    gc_young_objects: int = _setting(
+        "CSMS_GC_YOUNG_OBJECTS",
+        20_000,
+        "Tracked objects a process allocates (net) between two young garbage collections; Python's default"
+        " is 700.",
+    )
     read_api_rate_limit: float = _setting(
         "CSMS_READ_API_RATE_LIMIT",
         10.0,
@@ -399,6 +405,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "projector_port": _port,
     "read_api_max_lag_seconds": _positive(float),
     "gc_freeze_seconds": _non_negative_float,
+    "gc_young_objects": _positive(int),
     "read_api_rate_limit": _positive(float),
     "read_api_rate_burst": _positive(int),
     "trusted_proxies": _networks,

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 
 from csms.cli.serving import serve_app
 from csms.embedded import Servers
-from csms.observability.gc_pauses import freeze_after_full_collections, freeze_long_lived, watch_gc_pauses
+from csms.observability.gc_pauses import (
+    collect_young_every,
+    freeze_after_full_collections,
+    freeze_long_lived,
+    watch_gc_pauses,
+)
 from csms.observability.logging import log_context
 from csms.observability.loop_lag import watch_loop_lag
 from csms.observability.process_metrics import watch_process
@@ -159,6 +164,7 @@ async def run_roles(roles: Iterable[Role], context: RoleContext, stop: Awaitable
         asyncio.create_task(watch_process(), name="process-metrics"),
     ]
     watch_gc_pauses()
+    collect_young_every(context.settings.gc_young_objects)
     if context.settings.gc_freeze_seconds > 0:
         freeze_after_full_collections()
         helpers.append(

@@ -86,6 +86,23 @@ def stop_freezing_after_full_collections() -> None:
         gc.callbacks.remove(_freeze_after_full)
 
 
+YOUNG_COLLECTIONS_PER_OLDER = 2
+"""Young collections between two collections of the middle generation (Python's default: 10): with a larger
+young threshold, fewer keep each of them short."""
+
+
+def collect_young_every(objects: int) -> None:
+    """Run a young collection every `objects` net allocations of tracked objects.
+
+    Python's 700 suits programs whose objects either die at once or live for ever. A server's are in between:
+    a CALL's coroutine, futures, buffered frames and the aggregate copy it caches live for some milliseconds,
+    while hundreds of other CALLs allocate; at 700 most of them outlive one or two young collections and are
+    walked by each, and then again by the middle generation's. A larger threshold lets them die first:
+    under `csms bench ingest` the gateway spent 114 ms of every second collecting at 700, 8 ms at 20,000.
+    """
+    gc.set_threshold(objects, YOUNG_COLLECTIONS_PER_OLDER, gc.get_threshold()[2])
+
+
 def freeze_survivors() -> None:
     """Collect the young generations, then move every surviving object out of the collector's reach."""
     gc.collect(1)

@@ -7,6 +7,8 @@ import gc
 from prometheus_client import REGISTRY
 
 from csms.observability.gc_pauses import (
+    YOUNG_COLLECTIONS_PER_OLDER,
+    collect_young_every,
     freeze_after_full_collections,
     freeze_survivors,
     stop_freezing_after_full_collections,
@@ -54,3 +56,12 @@ def test_the_survivors_of_a_full_collection_are_frozen() -> None:
     finally:
         stop_freezing_after_full_collections()
         gc.unfreeze()
+
+
+def test_young_collections_run_every_so_many_objects() -> None:
+    before = gc.get_threshold()
+    try:
+        collect_young_every(20_000)
+        assert gc.get_threshold() == (20_000, YOUNG_COLLECTIONS_PER_OLDER, before[2])
+    finally:
+        gc.set_threshold(*before)
