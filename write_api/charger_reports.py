@@ -418,7 +418,7 @@ class ChargerReports:
             aggregate = await self._repository.get(aggregate_id, cls, refresh=refresh)
             command(aggregate)
             try:
-                await self._repository.save(aggregate)
+                await self._repository.save(aggregate, handover=True)
             except ConcurrencyError:
                 if attempt == self._retries:
                     raise

@@ -136,8 +136,14 @@ class Repository:
             return _detached(aggregate)
         return aggregate
 
-    async def save(self, *aggregates: Any, metadata: Mapping[str, Any] | None = None) -> list[AppendResult]:
+    async def save(
+        self, *aggregates: Any, metadata: Mapping[str, Any] | None = None, handover: bool = False
+    ) -> list[AppendResult]:
         """Append the aggregates' pending events atomically; all commit or none do.
+
+        With `handover` the caller gives the aggregates up: once committed, the cache keeps them as they are
+        instead of copies, and the caller must not touch them again (a hot path that loads, commands, saves
+        and forgets saves a copy per command).
 
         Raises `ConcurrencyError` if any aggregate's stream moved on since it was loaded.
         """
@@ -165,7 +171,7 @@ class Repository:
             raise
         if self._cache is not None:
             for aggregate in aggregates:
-                self._keep(_detached(aggregate))
+                self._keep(aggregate if handover else _detached(aggregate))
         return results
 
     def _keep(self, aggregate: Any) -> None:
@@ -210,20 +216,21 @@ def _detached(aggregate: A) -> A:
 
     Aggregate state is immutable values (frozen value objects, tuples, strings) held in attributes, plus a few
     dicts, lists and sets that commands change in place: copying those one level deep is enough, and keeps the
-    cost independent of history (a session's growing tuple of readings is shared, never copied). This runs
-    twice per saved command (the caller's copy out, the committed copy in), so it builds the clone directly
-    rather than through `copy.copy`'s reduce protocol.
+    cost independent of history (a session's growing tuple of readings is shared, never copied). This runs on
+    every command, so it builds the clone directly rather than through `copy.copy`'s reduce protocol, copies
+    the attribute dict in one call and replaces only the containers (matched by exact type, which is what
+    aggregates hold: half the time of an `isinstance` test per attribute).
     """
     clone: A = object.__new__(type(aggregate))
-    state = {
-        name: value.copy() if isinstance(value, _MUTABLE_CONTAINERS) else value
-        for name, value in vars(aggregate).items()
-    }
+    state = vars(aggregate).copy()
+    for name, value in state.items():
+        if type(value) in _MUTABLE_CONTAINERS:
+            state[name] = value.copy()
     object.__setattr__(clone, "__dict__", state)  # as eventsourcing rebuilds aggregates from snapshots
     return clone
 
 
-_MUTABLE_CONTAINERS = (dict, list, set)
+_MUTABLE_CONTAINERS = frozenset((dict, list, set))
 
 
 def _checked(aggregate: Any, cls: type[A], aggregate_id: UUID) -> A:

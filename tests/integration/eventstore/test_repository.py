@@ -22,6 +22,7 @@ from csms.eventstore import (
     Repository,
 )
 from csms.eventstore.codec import Upcaster
+from csms.eventstore.repository import _detached
 
 AT = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -145,6 +146,34 @@ async def test_cache_serves_the_owner_and_never_holds_uncommitted_events(store: 
         await repository.execute(counter.id, Counter, lambda c: c.add(0, AT))
     assert cache.get(counter.id) is None
     assert (await repository.get(counter.id, Counter)).total == 11
+
+
+async def test_a_handed_over_aggregate_is_cached_as_it_is(store: EventStore) -> None:
+    cache = AggregateCache()
+    repository = Repository(store, CODEC, cache)
+    counter = Counter(id=uuid.uuid4(), name="kWh", timestamp=AT)
+    await repository.save(counter)
+    assert cache.get(counter.id) is not counter  # kept: a copy the caller cannot change behind its back
+
+    loaded = await repository.get(counter.id, Counter)
+    loaded.add(3, AT)
+    await repository.save(loaded, handover=True)
+    assert cache.get(counter.id) is loaded  # given up by the caller: no second copy
+    served = await repository.get(counter.id, Counter)
+    assert (served.total, served.version) == (3, 2)
+    assert served is not loaded
+
+
+def test_a_detached_copy_shares_no_container_with_its_original() -> None:
+    counter = Counter(id=uuid.uuid4(), name="kWh", timestamp=AT)
+    counter.tags = {"a"}  # type: ignore[attr-defined]
+    counter.limits = {"max": 1}  # type: ignore[attr-defined]
+    counter.log = [1]  # type: ignore[attr-defined]
+    clone = _detached(counter)
+    assert vars(clone) == vars(counter)
+    for name in ("tags", "limits", "log", "_pending_events"):
+        assert getattr(clone, name) is not getattr(counter, name)
+    assert clone.name is counter.name  # immutable values are shared
 
 
 async def test_refresh_brings_a_cached_aggregate_up_to_date(store: EventStore) -> None:
