@@ -8,6 +8,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from csms.domain.append_only import AppendOnly
 from csms.domain.errors import InvalidState, InvalidValue
 from csms.domain.id_tokens import IdToken
 from csms.domain.location import require_time_zone
@@ -246,7 +247,7 @@ class ChargingSession(Aggregate):
         self.started_at: datetime | None = None
         self.tariff: TariffSnapshot | None = None
         self.time_zone: str | None = None
-        self.readings: tuple[MeterReading, ...] = ()
+        self.readings: AppendOnly[MeterReading] = AppendOnly()
         self.meter_stop_wh: int | None = None
         self.stopped_at: datetime | None = None
         self.stop_reason: StopReason | None = None
@@ -344,7 +345,7 @@ class ChargingSession(Aggregate):
             stopped_at=max(self.stopped_at, self.started_at),
             meter_start_wh=self.meter_start_wh,
             meter_stop_wh=self.meter_stop_wh,
-            readings=self.readings,
+            readings=tuple(self.readings),
             time_zone=self.time_zone,
         )
 
@@ -691,7 +692,7 @@ class ChargingSession(Aggregate):
 
     @event("MeterValuesRecorded")
     def _meter_values_recorded(self, readings: tuple[MeterReading, ...], timestamp: datetime) -> None:
-        self.readings = self.readings + readings
+        self.readings = self.readings.extended(readings)
 
     @event("Stopped")
     def _stopped(
