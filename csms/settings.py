@@ -133,7 +133,7 @@ class Settings:
     )
     gc_young_objects: int = _setting(
         "CSMS_GC_YOUNG_OBJECTS",
-        20_000,
+        2_000,
         "Tracked objects a process allocates (net) between two young garbage collections; Python's default"
         " is 700.",
     )
