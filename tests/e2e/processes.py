@@ -26,13 +26,39 @@ def free_port() -> int:
 class RoleProcess:
     process: asyncio.subprocess.Process
     log: list[dict[str, object]] = field(default_factory=list)
+    _follower: asyncio.Task[None] | None = None
+    _followed: list[bytes] = field(default_factory=list)
+
+    def follow_log(self) -> None:
+        """Keep reading the process's log into `log` from now on. A chatty process (several workers, many
+        chargers) otherwise fills the pipe nobody reads, and blocks on its next log line."""
+        if self._follower is None:
+            self._follower = asyncio.create_task(self._follow())
+
+    async def _follow(self) -> None:
+        assert self.process.stderr is not None
+        while line := await self.process.stderr.readline():
+            self._followed.append(line)
+            _append_line(self.log, line)
 
     async def terminate(self) -> tuple[int, str]:
         """SIGTERM, then the exit code and whatever it logged after."""
         assert self.process.stderr is not None
         self.process.send_signal(signal.SIGTERM)
-        remaining = await asyncio.wait_for(self.process.stderr.read(), _START_TIMEOUT_SECONDS)
-        return await self.process.wait(), remaining.decode()
+        if self._follower is not None:
+            already = len(self._followed)
+            await asyncio.wait_for(asyncio.shield(self._follower), _START_TIMEOUT_SECONDS)
+            remaining = b"".join(self._followed[already:])
+        else:
+            remaining = await asyncio.wait_for(self.process.stderr.read(), _START_TIMEOUT_SECONDS)
+        return await asyncio.wait_for(self.process.wait(), _START_TIMEOUT_SECONDS), remaining.decode()
+
+
+def _append_line(log: list[dict[str, object]], line: bytes) -> None:
+    try:
+        log.append(json.loads(line))
+    except ValueError:  # not one of our log lines (a crash's traceback): keep it for the report
+        log.append({"raw": line.decode(errors="replace")})
 
 
 @contextlib.asynccontextmanager
@@ -66,12 +92,13 @@ async def serve_process(
             while sum(entry.get("message") == "listening" for entry in running.log) < expected:
                 line = await process.stderr.readline()
                 assert line, f"csms serve --role {role} exited early: {running.log}"
-                try:
-                    running.log.append(json.loads(line))
-                except ValueError:  # not one of our log lines (a crash's traceback): keep it for the report
-                    running.log.append({"raw": line.decode(errors="replace")})
+                _append_line(running.log, line)
         yield running
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
+        if running._follower is not None:
+            running._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running._follower

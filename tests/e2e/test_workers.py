@@ -133,6 +133,7 @@ async def test_workers_share_ports_report_as_one_and_drain_on_sigterm(
             connector=aiohttp.TCPConnector(force_close=True), timeout=aiohttp.ClientTimeout(total=10)
         ) as http,
     ):
+        node.follow_log()  # four workers log every connection: keep their pipe drained
         supervisor = node.process.pid
         gateways, write_apis = _workers(supervisor, "gateway"), _workers(supervisor, "write-api")
         assert (len(gateways), len(write_apis)) == (2, 2)

@@ -31,4 +31,3 @@ async def test_a_transaction_left_open_is_rolled_back_on_release(database_url: s
             assert await connection.fetchval("SELECT count(*) FROM scratch") == 0
     finally:
         await pool.close()
-
