@@ -18,7 +18,7 @@ BATCH_SUBMISSIONS = Histogram(
 )
 COMMIT_SECONDS = Histogram(
     "csms_eventstore_append_seconds",
-    "Time from a group commit's start to its answer (table lock, version check, insert, commit).",
+    "Time from a group commit's start to its answer (append lock, version check, insert, commit).",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 
