@@ -55,7 +55,7 @@ class AppendOnly(Sequence[T], Generic[T]):
 
     def __getitem__(self, index: int | slice) -> T | tuple[T, ...]:
         if isinstance(index, slice):
-            return tuple(self._items[: self._length][index])
+            return tuple(self._items[position] for position in range(self._length)[index])
         position = index + self._length if index < 0 else index
         if not 0 <= position < self._length:
             raise IndexError("index out of range")

@@ -23,6 +23,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Histogram
@@ -59,15 +60,26 @@ def _on_gc(phase: str, info: dict[str, Any]) -> None:
         )
 
 
+GcCallback = Callable[[str, dict[str, Any]], None]
+
+
+def _hook(callback: GcCallback) -> None:
+    if callback not in gc.callbacks:
+        gc.callbacks.append(callback)
+
+
+def _unhook(callback: GcCallback) -> None:
+    if callback in gc.callbacks:
+        gc.callbacks.remove(callback)
+
+
 def watch_gc_pauses() -> None:
     """Start timing collections in this process (idempotent)."""
-    if _on_gc not in gc.callbacks:
-        gc.callbacks.append(_on_gc)
+    _hook(_on_gc)
 
 
 def stop_watching_gc_pauses() -> None:
-    if _on_gc in gc.callbacks:
-        gc.callbacks.remove(_on_gc)
+    _unhook(_on_gc)
 
 
 def _freeze_after_full(phase: str, info: dict[str, Any]) -> None:
@@ -77,13 +89,11 @@ def _freeze_after_full(phase: str, info: dict[str, Any]) -> None:
 
 def freeze_after_full_collections() -> None:
     """From now on, freeze the survivors of every full collection (idempotent)."""
-    if _freeze_after_full not in gc.callbacks:
-        gc.callbacks.append(_freeze_after_full)
+    _hook(_freeze_after_full)
 
 
 def stop_freezing_after_full_collections() -> None:
-    if _freeze_after_full in gc.callbacks:
-        gc.callbacks.remove(_freeze_after_full)
+    _unhook(_freeze_after_full)
 
 
 YOUNG_COLLECTIONS_PER_OLDER = 3

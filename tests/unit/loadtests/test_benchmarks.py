@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import aiohttp
 
-from loadtests.bench_ingest import LeanCharger
+from loadtests.bench_ingest import LeanCharger, Report, Row, format_report
 from loadtests.bench_storm import Experiment, _timeline
 from loadtests.scratch import gateway_argv, histogram_state, merged_histogram
 from loadtests.simulator.stats import LatencyHistogram
@@ -79,3 +79,27 @@ def test_experiments_patch_the_gateway_only_when_asked() -> None:
     patched = Experiment(listen_backlog=4096)
     assert patched.command()[-3:] == ["serve", "--role", "gateway"]
     assert patched.environment() == {"BENCH_LISTEN_BACKLOG": "4096"}
+
+
+def _row(target: str, per_second: float, answered: int = 0) -> Row:
+    return Row(target, 100, per_second, 1.0, 2.0, 0, answered, 90.0, 10.0, 20.0)
+
+
+def test_the_ingest_ratio_is_the_median_of_the_rounds_and_durability_counts_every_round() -> None:
+    rounds = [
+        (_row("ours", 2_400, answered=100), _row("library", 1_000)),  # 2.4x
+        (_row("ours", 1_500, answered=100), _row("library", 1_000)),  # 1.5x
+        (_row("ours", 2_100, answered=100), _row("library", 1_000)),  # 2.1x
+    ]
+    bare = _row("bare", 10_500)
+    report = Report(100, 15.0, 1, rounds, bare, events_recorded=300, registration_seconds=1.0)
+    assert report.ratios == [2.4, 1.5, 2.1]
+    assert report.ratio_vs_library == 2.1
+    assert report.ratio_vs_bare == 0.2
+    assert report.durable
+    assert report.met
+    assert "median of the rounds: 2.40x / 1.50x / 2.10x) | 2.10x" in format_report(report)
+
+    lost_one = Report(100, 15.0, 1, rounds, bare, events_recorded=299, registration_seconds=1.0)
+    assert not lost_one.durable
+    assert not lost_one.met
