@@ -151,11 +151,24 @@ class EarlyMeterValues:
 class IdTokenDirectory:
     """Maps id token values (case-insensitive, platform-wide unique) to the driver holding them."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, cache_size: int = 100_000) -> None:
         self._pool = pool
+        # A token's holder never changes once recorded, so it can be remembered (every transaction start at
+        # a charger asks); a token nobody holds yet is asked about again.
+        self._known: OrderedDict[str, UUID] = OrderedDict()
+        self._cache_size = cache_size
+
+    def _remember(self, token: str, driver_id: UUID) -> UUID:
+        self._known[token] = driver_id
+        if len(self._known) > self._cache_size:
+            self._known.popitem(last=False)
+        return driver_id
 
     async def claim(self, token: str, driver_id: UUID) -> bool:
         """Record `driver_id` as the token's holder; False if another driver already holds it."""
+        key = token.upper()
+        if key in self._known:
+            return self._known[key] == driver_id
         owner = await self._pool.fetchval(
             """
             WITH inserted AS (
@@ -166,16 +179,20 @@ class IdTokenDirectory:
             UNION ALL SELECT driver_id FROM id_token_owners WHERE token = $1
             LIMIT 1
             """,
-            token.upper(),
+            key,
             driver_id,
         )
-        return bool(owner == driver_id)
+        if not isinstance(owner, UUID):
+            return False
+        return self._remember(key, _uuid(owner)) == driver_id
 
     async def owner(self, token: str) -> UUID | None:
-        value = await self._pool.fetchval(
-            "SELECT driver_id FROM id_token_owners WHERE token = $1", token.upper()
-        )
-        return _uuid(value) if isinstance(value, UUID) else None
+        key = token.upper()
+        known = self._known.get(key)
+        if known is not None:
+            return known
+        value = await self._pool.fetchval("SELECT driver_id FROM id_token_owners WHERE token = $1", key)
+        return self._remember(key, _uuid(value)) if isinstance(value, UUID) else None
 
 
 def _uuid(value: UUID) -> UUID:

@@ -207,12 +207,13 @@ class ChargerReports:
 
     # Tokens
 
-    async def authorize(self, id_token: IdToken) -> TokenVerdict:
+    async def authorize(self, id_token: IdToken, current: frozenset[UUID] = frozenset()) -> TokenVerdict:
+        """The token's verdict, from its holder's Driver (read unless it is among the `current` ones)."""
         driver_id = await self._tokens.owner(id_token.value)
         if driver_id is None:
             return TokenVerdict(Authorization.UNKNOWN, None)
         try:
-            driver = await self._repository.get(driver_id, Driver, refresh=True)
+            driver = await self._repository.get(driver_id, Driver, refresh=driver_id not in current)
             driver.ensure_id_token_usable(id_token.value)
         except AggregateNotFoundError:
             return TokenVerdict(Authorization.UNKNOWN, None)
@@ -229,24 +230,39 @@ class ChargerReports:
         token = start.id_token.value if start.id_token else ""
         fingerprint = f"{start.evse_id}|{token.upper()}|{start.started_at.isoformat()}|{start.meter_start_wh}"
         start_key = hashlib.sha256(fingerprint.encode()).hexdigest()
-        charger = await self._require_charger(charger_id)
+        current = await self._read_ahead(charger_id, start.id_token)
+        charger = await self._repository.get(charger_id, Charger, refresh=charger_id not in current)
         waiting = self._session_awaiting_start(charger, start.evse_id, start.connector_id)
         ref = await self._transactions.allocate_16(charger_id, start_key, waiting or uuid.uuid4())
         bind_log_fields(session_id=str(ref.session_id))
-        verdict = await self._verdict(start.id_token)
-        await self._start(charger_id, ref.session_id, ref.transaction_id, start, verdict)
+        verdict = await self._verdict(start.id_token, current)
+        # A 1.6 charger learns its transactionId from our answer, so readings can only have come early for
+        # a Start seen before (its first handling may have failed before recording them).
+        await self._start(
+            charger_id,
+            ref.session_id,
+            ref.transaction_id,
+            start,
+            verdict,
+            current,
+            early_readings=not ref.created,
+        )
         return StartedTransaction(ref.transaction_id, ref.session_id, verdict)
 
     async def start_201(
         self, charger_id: UUID, transaction_id: str, start: TransactionStart
     ) -> StartedTransaction:
-        """OCPP 2.0.1 TransactionEvent(Started): the charger chose the transaction id."""
-        charger = await self._require_charger(charger_id)
+        """OCPP 2.0.1 TransactionEvent(Started): the charger chose the transaction id (and may have sent
+        readings under it before this)."""
+        current = await self._read_ahead(charger_id, start.id_token)
+        charger = await self._repository.get(charger_id, Charger, refresh=charger_id not in current)
         waiting = self._session_awaiting_start(charger, start.evse_id, start.connector_id)
         ref = await self._transactions.link(charger_id, transaction_id, waiting or uuid.uuid4())
         bind_log_fields(session_id=str(ref.session_id))
-        verdict = await self._verdict(start.id_token)
-        await self._start(charger_id, ref.session_id, transaction_id, start, verdict)
+        verdict = await self._verdict(start.id_token, current)
+        await self._start(
+            charger_id, ref.session_id, transaction_id, start, verdict, current, early_readings=True
+        )
         return StartedTransaction(transaction_id, ref.session_id, verdict)
 
     async def meter_values(
@@ -331,9 +347,15 @@ class ChargerReports:
         transaction_id: str,
         start: TransactionStart,
         verdict: TokenVerdict,
+        current: frozenset[UUID],
+        *,
+        early_readings: bool,
     ) -> None:
+        """Record the start. `current`: aggregates read ahead a moment ago (trusted on the first attempt)."""
         at = self._clock()
         for attempt in range(self._retries + 1):
+            if attempt > 0:
+                current = frozenset()  # a conflict: someone wrote meanwhile, read everything again
             session: ChargingSession | None
             try:  # a session the app requested (one read for both); a start at the charger has none yet
                 session, charger = await self._repository.get_many(
@@ -341,7 +363,7 @@ class ChargerReports:
                 )
             except AggregateNotFoundError:
                 session, charger = None, await self._require_charger(charger_id)
-            tariff, time_zone = await self._terms(charger.station_id)
+            tariff, time_zone = await self._terms(charger.station_id, current)
             if session is None:
                 session = ChargingSession.start_at_charger(
                     id=session_id,
@@ -367,7 +389,7 @@ class ChargerReports:
                 holder = charger.active_session_id(start.evse_id, start.connector_id)
                 if holder is None:
                     charger.assign_session(start.evse_id, start.connector_id, session_id, at)
-            early = await self._early_readings.kept(charger_id, transaction_id)
+            early = await self._early_readings.kept(charger_id, transaction_id) if early_readings else ()
             if early:
                 session.record_meter_values(early, at)
             try:
@@ -380,17 +402,35 @@ class ChargerReports:
                 await self._early_readings.forget(charger_id, transaction_id)
             return
 
-    async def _terms(self, station_id: UUID) -> tuple[TariffSnapshot, str]:
-        station = await self._repository.get(station_id, Station, refresh=True)
+    async def _terms(self, station_id: UUID, current: frozenset[UUID]) -> tuple[TariffSnapshot, str]:
+        station = await self._repository.get(station_id, Station, refresh=station_id not in current)
         if station.tariff_id is None:
             return FREE_TARIFF, station.time_zone
-        tariff = await self._repository.get(station.tariff_id, Tariff, refresh=True)
+        tariff = await self._repository.get(
+            station.tariff_id, Tariff, refresh=station.tariff_id not in current
+        )
         return tariff.snapshot(), station.time_zone
 
-    async def _verdict(self, id_token: IdToken | None) -> TokenVerdict:
+    async def _read_ahead(self, charger_id: UUID, id_token: IdToken | None) -> frozenset[UUID]:
+        """What a transaction start decides on, brought up to date in one round trip: the charger, its
+        station and the station's tariff (as last seen here), and the driver holding the token. Returns the
+        ids now current; the rest is read when needed."""
+        wanted: list[tuple[UUID, type[Any]]] = [(charger_id, Charger)]
+        charger = self._repository.peek(charger_id, Charger)
+        if charger is not None:
+            wanted.append((charger.station_id, Station))
+            station = self._repository.peek(charger.station_id, Station)
+            if station is not None and station.tariff_id is not None:
+                wanted.append((station.tariff_id, Tariff))
+        driver_id = await self._tokens.owner(id_token.value) if id_token is not None else None
+        if driver_id is not None:
+            wanted.append((driver_id, Driver))
+        return await self._repository.read_ahead(*wanted)
+
+    async def _verdict(self, id_token: IdToken | None, current: frozenset[UUID]) -> TokenVerdict:
         if id_token is None:
             return TokenVerdict(Authorization.UNKNOWN, None)
-        return await self.authorize(id_token)
+        return await self.authorize(id_token, current)
 
     @staticmethod
     def _session_awaiting_start(charger: Charger, evse_id: int, connector_id: int) -> UUID | None:

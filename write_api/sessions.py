@@ -103,8 +103,15 @@ class SessionService:
         """Ask the charger to end the session; idempotent. A session the charger has not started yet is
         cancelled here (its connector freed)."""
         bind_log_fields(session_id=str(session_id))
+        # The session and its charger in one read; the charger's id is known once the session is cached.
+        known = self._repository.peek(session_id, ChargingSession)
+        current = await self._repository.read_ahead(
+            (session_id, ChargingSession), *([(known.charger_id, Charger)] if known is not None else [])
+        )
         try:
-            session = await self._repository.get(session_id, ChargingSession, refresh=True)
+            session = await self._repository.get(
+                session_id, ChargingSession, refresh=session_id not in current
+            )
         except AggregateNotFoundError:
             raise NotFound(f"no session {session_id}") from None
         if not _may_stop(actor, session):
@@ -114,7 +121,9 @@ class SessionService:
             return SessionAnswer(session_id, SessionStatus.EXPIRED, position)
         if session.status is not SessionStatus.STARTED or session.transaction_id is None:
             return SessionAnswer(session_id, session.status)
-        charger = await self._repository.get(session.charger_id, Charger, refresh=True)
+        charger = await self._repository.get(
+            session.charger_id, Charger, refresh=session.charger_id not in current
+        )
         bind_log_fields(charger_id=charger.charge_point_id)
         outcome = await self._commands.remote_stop(
             charger.charge_point_id,
@@ -130,8 +139,7 @@ class SessionService:
         token = app_token_for(driver_id)
         for attempt in range(self._retries + 1):
             at = self._clock()
-            charger, driver = await self._charger_and_driver(charge_point_id, driver_id)
-            company = await self._repository.get(charger.company_id, Company, refresh=True)
+            charger, driver, company = await self._charger_driver_and_company(charge_point_id, driver_id)
             company.ensure_active()
             driver.ensure_may_charge(self._require_payment_method, at)
             if not charger.is_connected:
@@ -159,7 +167,7 @@ class SessionService:
                 if attempt == self._retries:
                     raise
                 continue
-            await self._tokens.claim(token.value, driver_id)
+            await self._tokens.claim(token.value, driver_id)  # a read only the first time (it remembers)
             return session, charger, token, max(r.position for r in results)
         raise AssertionError("unreachable")
 
@@ -169,7 +177,9 @@ class SessionService:
         at = self._clock()
         if outcome.accepted:
             for attempt in range(self._retries + 1):
-                session = await self._repository.get(session_id, ChargingSession, refresh=True)
+                # This process saved the session a moment ago: its cached copy is usually current. When the
+                # charger's start got there first, the save conflicts and the retry reads the tail.
+                session = await self._repository.get(session_id, ChargingSession, refresh=attempt > 0)
                 session.accept(at)
                 try:
                     results = await self._repository.save(session)
@@ -214,18 +224,32 @@ class SessionService:
             return max((r.position for r in results), default=0)
         raise AssertionError("unreachable")
 
-    async def _charger_and_driver(self, charge_point_id: str, driver_id: UUID) -> tuple[Charger, Driver]:
-        """Both, read in one round trip; NotFound for an unknown or decommissioned charger."""
+    async def _charger_driver_and_company(
+        self, charge_point_id: str, driver_id: UUID
+    ) -> tuple[Charger, Driver, Company]:
+        """All three at their latest versions, read in one round trip once the charger is cached (its
+        company never changes); NotFound for an unknown or decommissioned charger."""
         try:
             charger_id = charger_id_for(charge_point_id)
-            charger, driver = await self._repository.get_many((charger_id, Charger), (driver_id, Driver))
-        except (AggregateNotFoundError, InvalidValue):
-            # Which one is missing? The driver exists (it holds a token): a wrong charger id, as before.
-            await self._repository.get(driver_id, Driver, refresh=True)
+        except InvalidValue:
+            raise NotFound(f"no charger {charge_point_id}") from None
+        known = self._repository.peek(charger_id, Charger)
+        current = await self._repository.read_ahead(
+            (charger_id, Charger),
+            (driver_id, Driver),
+            *([(known.company_id, Company)] if known is not None else []),
+        )
+        driver = await self._repository.get(driver_id, Driver, refresh=driver_id not in current)
+        try:
+            charger = await self._repository.get(charger_id, Charger, refresh=charger_id not in current)
+        except AggregateNotFoundError:
             raise NotFound(f"no charger {charge_point_id}") from None
         if charger.decommissioned:
             raise NotFound(f"no charger {charge_point_id}")
-        return charger, driver
+        company = await self._repository.get(
+            charger.company_id, Company, refresh=charger.company_id not in current
+        )
+        return charger, driver, company
 
 
 def _may_stop(actor: Actor, session: ChargingSession) -> bool:

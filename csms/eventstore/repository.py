@@ -114,6 +114,46 @@ class Repository:
                 found.append(self._rebuilt(aggregate_id, cls, recorded[aggregate_id]))
         return tuple(found)
 
+    async def read_ahead(self, *wanted: tuple[UUID, type[Any]]) -> frozenset[UUID]:
+        """Bring several aggregates up to date in the cache with one round trip, so that the `get`s which
+        follow need no read of their own: the tails of the cached ones, the whole streams of the others.
+
+        Returns the ids now current in the cache; an aggregate that does not exist (or is of another type)
+        is left out, for its `get` to report. Without a cache there is nowhere to keep them: nothing is read.
+        """
+        if self._cache is None or not wanted:
+            return frozenset()
+        ids = list(dict.fromkeys(aggregate_id for aggregate_id, _ in wanted))
+        cached = {aggregate_id: self._cache.get(aggregate_id) for aggregate_id in ids}
+        recorded = await self._store.read_streams(
+            {aggregate_id: (c.version if c is not None else 0) for aggregate_id, c in cached.items()}
+        )
+        current: set[UUID] = set()
+        for aggregate_id, cls in wanted:
+            known = cached[aggregate_id]
+            if known is not None:
+                aggregate = self._caught_up(aggregate_id, known, recorded[aggregate_id])
+            elif recorded[aggregate_id]:
+                aggregate = self._replayed(recorded[aggregate_id])
+                if isinstance(aggregate, cls):
+                    self._keep(aggregate)
+            else:
+                continue
+            if isinstance(aggregate, cls):
+                current.add(aggregate_id)
+        return frozenset(current)
+
+    def peek(self, aggregate_id: UUID, cls: type[A]) -> A | None:
+        """The cached copy as last committed here, perhaps behind the log, or None when none is cached.
+
+        Only to know which other aggregates to read together with it (the company a charger belongs to, the
+        tariff a station had): never decide on it, and never change it.
+        """
+        if self._cache is None:
+            return None
+        cached = self._cache.get(aggregate_id)
+        return cached if isinstance(cached, cls) else None
+
     def _caught_up(self, aggregate_id: UUID, cached: Any, newer: Sequence[RecordedEvent]) -> Any:
         """The cached aggregate with `newer` applied. Another caller may have refreshed (or saved) while
         this one read: apply only what the cached state still lacks. No await between check and mutation."""
@@ -128,13 +168,15 @@ class Repository:
         """The aggregate from its whole stream, kept in the cache (as a copy) when there is one."""
         if not recorded:
             raise AggregateNotFoundError(aggregate_id)
-        events = [self._codec.decode(r) for r in recorded]
-        aggregate = reduce(lambda agg, event: event.mutate(agg), events, None)
-        aggregate = _checked(aggregate, cls, aggregate_id)
+        aggregate = _checked(self._replayed(recorded), cls, aggregate_id)
         if self._cache is not None:
             self._keep(aggregate)
             return _detached(aggregate)
         return aggregate
+
+    def _replayed(self, recorded: Sequence[RecordedEvent]) -> Any:
+        events = [self._codec.decode(r) for r in recorded]
+        return reduce(lambda agg, event: event.mutate(agg), events, None)
 
     async def save(
         self, *aggregates: Any, metadata: Mapping[str, Any] | None = None, handover: bool = False

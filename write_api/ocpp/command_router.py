@@ -13,24 +13,29 @@ Key layout (every key starts with the deployment's key prefix):
   Lua), so a connection that was replaced elsewhere cannot unregister its successor. If an instance dies, its
   entries expire after `registry_ttl` and its chargers read as offline.
 - `{prefix}commands:{instance_id}`: stream of requests for that instance, field `request`: JSON with `id`,
-  `charge_point_id`, `action`, `payload` and `deadline` (Unix time). Trimmed to about `stream_maxlen`, and
-  expires `stream_ttl` after the last request, so a dead instance's stream disappears.
-- `{prefix}reply:{request_id}`: list holding the one `CallOutcome` (JSON) for a request; expires after
-  `reply_ttl` in case the sender stopped waiting.
+  `charge_point_id`, `action`, `payload`, `deadline` (Unix time) and `reply_to` (the sender's instance id).
+  Trimmed to about `stream_maxlen`, and expires `stream_ttl` after the last request, so a dead instance's
+  stream disappears.
+- `{prefix}replies:{instance_id}`: stream of answers for requests that instance sent, field `reply`: JSON with
+  the request's `id` and its `outcome` (a `CallOutcome`). Trimmed and expiring as the request streams are.
 
-Why a stream and a list rather than Pub/Sub: a published message is lost if the owner's subscriber is
-reconnecting at that instant, and a published reply is lost if the sender subscribes a moment late. A stream
-entry waits for the owner's next XREAD (a brief hiccup delays a command instead of losing it), and a pushed
-reply waits for the sender's BLPOP, so there is no subscribe-before-send race. Requests carry their deadline:
-one the owner picks up too late is answered `TIMED_OUT` without reaching the charger, because a remote start
-that lands after the caller gave up is worse than none. Deadlines are wall-clock times, so instances need
-synchronised clocks (NTP), as they do for event timestamps anyway. No consumer group: a stream has exactly one
-reader, its instance, and nothing is redelivered after a crash (the caller has timed out by then).
+A send is one round trip: a Lua script reads the charger's registry entry and appends the request to its
+owner's stream (the stream's key is made in the script from the owner it read, so this layout needs a single
+Redis server or a primary with replicas, not Redis Cluster). Each instance reads its own reply stream with
+one blocking XREAD at a time and hands each answer to the call waiting for it: the answers to many calls in
+flight arrive together, on one connection, instead of a blocked connection per call.
 
-Results come back within `timeout` plus Redis's timer resolution for blocking commands (up to 1/hz, 100 ms by
-default). Redis errors while routing propagate (`redis.exceptions.RedisError`): Redis is down, which the
-caller should report as such. At most one call in flight per charger is the connection's business, not the
-router's.
+Why streams rather than Pub/Sub: a published message is lost if the subscriber is reconnecting at that
+instant. A stream entry waits for its reader's next XREAD, so a brief hiccup delays a command or its answer
+instead of losing it, and an answer that comes before the sender reads is still there when it does. Requests
+carry their deadline: one the owner picks up too late is answered `TIMED_OUT` without reaching the charger,
+because a remote start that lands after the caller gave up is worse than none. Deadlines are wall-clock
+times, so instances need synchronised clocks (NTP), as they do for event timestamps anyway. No consumer
+group: a stream has exactly one reader, its instance, and nothing is redelivered after a crash (the caller
+has timed out by then).
+
+Redis errors while sending propagate (`redis.exceptions.RedisError`): Redis is down, which the caller should
+report as such. At most one call in flight per charger is the connection's business, not the router's.
 """
 
 from __future__ import annotations
@@ -53,12 +58,8 @@ from write_api.ocpp.outcome import CallOutcome
 _log = logging.getLogger(__name__)
 
 DEFAULT_REGISTRY_TTL_SECONDS: Final = 30.0
-_MIN_BLOCK_SECONDS: Final = 0.01
-"""BLPOP rounds its timeout to whole milliseconds and reads 0 as "forever": never ask for less than this."""
-_MAX_BLOCK_SECONDS: Final = 2.0
-"""Longest single BLPOP: well inside redis-py's default socket timeout (5 s)."""
 _BACKSTOP_SECONDS: Final = 0.5
-"""Slack before a local cancel overrides Redis's own BLPOP timeout (which fires up to 1/hz late)."""
+"""Slack before a local cancel overrides a call's own deadline (a local call that hangs regardless)."""
 
 
 class LocalCalls(Protocol):
@@ -111,6 +112,22 @@ return ours
 # Registry entries per refresh call: the event loop gets a turn between calls.
 _REFRESH_CHUNK = 1000
 
+# KEYS: the charger's registry entry. ARGV: the sender's instance id, the request, the request streams' key
+# prefix, their length bound and their TTL in ms. Returns the owner's id, or nil when no instance holds the
+# charger; the request is appended to the owner's stream unless the owner is the sender itself.
+_SUBMIT = LuaScript(
+    """
+local owner = redis.call('GET', KEYS[1])
+if not owner or owner == ARGV[1] then
+  return owner
+end
+local stream = ARGV[3] .. owner
+redis.call('XADD', stream, 'MAXLEN', '~', ARGV[4], '*', 'request', ARGV[2])
+redis.call('PEXPIRE', stream, ARGV[5])
+return owner
+"""
+)
+
 
 class CommandRouter:
     """Send commands to chargers wherever they are connected, and serve this instance's share of them.
@@ -130,11 +147,10 @@ class CommandRouter:
         *,
         max_concurrency: int = 1000,
         read_block: float = 1.0,
-        reply_ttl: float = 10.0,
         stream_maxlen: int = 10_000,
         stream_ttl: float = 300.0,
     ) -> None:
-        if registry_ttl <= 0 or max_concurrency <= 0 or read_block <= 0 or reply_ttl <= 0 or stream_ttl <= 0:
+        if registry_ttl <= 0 or max_concurrency <= 0 or read_block <= 0 or stream_ttl <= 0:
             raise ValueError("TTLs, concurrency and the read block must be greater than zero")
         self._redis = redis
         self._prefix = key_prefix
@@ -142,15 +158,21 @@ class CommandRouter:
         self._local = local
         self._registry_ttl = registry_ttl
         self._registry_ttl_ms = max(1, round(registry_ttl * 1000))
+        # A blocking read must end well inside the client's socket timeout, or the read fails instead.
+        socket_timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
+        if isinstance(socket_timeout, int | float) and socket_timeout > 0:
+            read_block = min(read_block, socket_timeout / 2)
         self._read_block_ms = max(1, round(read_block * 1000))
-        self._reply_ttl_ms = max(1, round(reply_ttl * 1000))
         self._stream_maxlen = stream_maxlen
         self._stream_ttl_ms = max(1, round(stream_ttl * 1000))
         self._slots = asyncio.Semaphore(max_concurrency)
         self._claimed: set[str] = set()
         self._claims = CoalescedPipeline(redis, transaction=False)  # a storm's claims, a batch per round trip
+        self._replies = CoalescedPipeline(redis, transaction=False)  # answers to senders, likewise
         self._tasks: list[asyncio.Task[None]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._awaited: dict[str, asyncio.Future[CallOutcome]] = {}  # request id -> its sender's wait
+        self._reply_reader: asyncio.Task[None] | None = None
 
     def _registry_key(self, charge_point_id: str) -> str:
         return f"{self._prefix}charger-instance:{charge_point_id}"
@@ -158,8 +180,8 @@ class CommandRouter:
     def _stream_key(self, instance_id: str) -> str:
         return f"{self._prefix}commands:{instance_id}"
 
-    def _reply_key(self, request_id: str) -> str:
-        return f"{self._prefix}reply:{request_id}"
+    def _replies_key(self, instance_id: str) -> str:
+        return f"{self._prefix}replies:{instance_id}"
 
     # Registry: which instance holds which charger.
 
@@ -237,11 +259,6 @@ class CommandRouter:
     async def _send_remote(
         self, charge_point_id: str, action: str, payload: dict[str, Any], deadline: float
     ) -> CallOutcome:
-        owner = await self.owner(charge_point_id)
-        if owner is None:
-            return CallOutcome.offline()
-        if owner == self.instance_id:  # released here a moment ago, or claimed by a call racing this one
-            return await self._call_local(charge_point_id, action, payload, deadline - time.time())
         request_id = uuid.uuid4().hex
         request = orjson.dumps(
             {
@@ -250,27 +267,82 @@ class CommandRouter:
                 "action": action,
                 "payload": payload,
                 "deadline": deadline,
+                "reply_to": self.instance_id,
             }
         )
-        stream = self._stream_key(owner)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(stream, {"request": request}, maxlen=self._stream_maxlen, approximate=True)
-            pipe.pexpire(stream, self._stream_ttl_ms)
-            await pipe.execute()
-        # The reply is a list, not a message: if the owner answers before a BLPOP starts, it waits for us.
-        # Blocks are short and repeated: a client's socket timeout (redis-py's default is 5 s) shorter than
-        # the charger's time to answer must not turn a slow answer into an error. A read that times out on
-        # a busy event loop is asked again too: the reply, if any, is still in its list.
-        reply_key = self._reply_key(request_id)
-        while (remaining := deadline - time.time()) > 0:
-            block = max(min(remaining, _MAX_BLOCK_SECONDS), _MIN_BLOCK_SECONDS)
+        # Waiting before sending: the answer may come back before the script's reply does.
+        answer: asyncio.Future[CallOutcome] = asyncio.get_running_loop().create_future()
+        self._awaited[request_id] = answer
+        self._read_replies()
+        try:
+            [owner] = await run_pipeline(
+                self._redis,
+                [_SUBMIT],
+                lambda pipe: pipe.evalsha(
+                    _SUBMIT.sha,
+                    1,
+                    self._registry_key(charge_point_id),
+                    self.instance_id,
+                    request,
+                    self._stream_key(""),
+                    self._stream_maxlen,
+                    self._stream_ttl_ms,
+                ),
+            )
+            if owner is None:
+                return CallOutcome.offline()
+            if _text(owner) == self.instance_id:  # released here a moment ago, or claimed by a racing call
+                return await self._call_local(charge_point_id, action, payload, deadline - time.time())
             try:
-                popped = await self._redis.blpop([reply_key], timeout=block)
+                async with asyncio.timeout(max(deadline - time.time(), 0)):
+                    return await answer
+            except TimeoutError:
+                return CallOutcome.timed_out()
+        finally:
+            self._awaited.pop(request_id, None)
+
+    def _read_replies(self) -> None:
+        """Start reading this instance's reply stream, unless it is being read already."""
+        if self._reply_reader is None or self._reply_reader.done():
+            self._reply_reader = asyncio.create_task(
+                self._consume_replies(), name=f"command-replies:{self.instance_id}"
+            )
+
+    async def _consume_replies(self) -> None:
+        # Like the request stream, this one has no other reader and a key new with every process.
+        last_id: bytes | str = "0-0"
+        stream = self._replies_key(self.instance_id)
+        retry = 0.1
+        while True:
+            try:
+                response: Any = await self._redis.xread(
+                    {stream: last_id}, count=1000, block=self._read_block_ms
+                )
             except RedisTimeoutError:
+                continue  # a read the client gave up on (a busy event loop): the entries are still there
+            except RedisError as error:
+                _log.warning("cannot read command replies from Redis, retrying in %.1fs: %r", retry, error)
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, 5.0)
                 continue
-            if popped is not None:
-                return CallOutcome.from_json(orjson.loads(popped[1]))
-        return CallOutcome.timed_out()
+            retry = 0.1
+            streams = response.items() if isinstance(response, dict) else (response or [])
+            for _name, entries in streams:
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    self._deliver(fields)
+
+    def _deliver(self, fields: dict[bytes, bytes]) -> None:
+        try:
+            reply = orjson.loads(fields[b"reply"])
+            request_id = str(reply["id"])
+            outcome = CallOutcome.from_json(reply["outcome"])
+        except (KeyError, TypeError, ValueError) as error:
+            _log.warning("dropping a malformed command reply: %r", error)
+            return
+        answer = self._awaited.pop(request_id, None)
+        if answer is not None and not answer.done():  # else its sender stopped waiting
+            answer.set_result(outcome)
 
     async def _call_local(
         self,
@@ -307,8 +379,11 @@ class CommandRouter:
 
     async def close(self) -> None:
         """Stop serving requests (calls in flight are abandoned: their senders time out), release every
-        charger held here, and delete this instance's request stream."""
+        charger held here, and delete this instance's request and reply streams."""
         tasks, self._tasks = self._tasks + list(self._in_flight), []
+        if self._reply_reader is not None:
+            tasks.append(self._reply_reader)
+            self._reply_reader = None
         for task in tasks:
             await stop_task(task)
         names, self._claimed = list(self._claimed), set()
@@ -316,7 +391,7 @@ class CommandRouter:
         def build(pipe: Pipeline) -> None:
             for name in names:
                 pipe.evalsha(_RELEASE.sha, 1, self._registry_key(name), self.instance_id)
-            pipe.delete(self._stream_key(self.instance_id))
+            pipe.delete(self._stream_key(self.instance_id), self._replies_key(self.instance_id))
 
         try:
             await run_pipeline(self._redis, [_RELEASE], build)
@@ -374,6 +449,7 @@ class CommandRouter:
             action = str(request["action"])
             payload = dict(request["payload"])
             deadline = float(request["deadline"])
+            reply_to = str(request["reply_to"])
         except (KeyError, TypeError, ValueError) as error:
             _log.warning("dropping a malformed command request: %r", error)
             return
@@ -388,12 +464,15 @@ class CommandRouter:
             result = CallOutcome.timed_out()
         else:
             result = await self._call_local(charge_point_id, action, payload, remaining)
-        reply = self._reply_key(request_id)
+        replies = self._replies_key(reply_to)
+        reply = orjson.dumps({"id": request_id, "outcome": result.to_json()})
+
+        def send(pipe: Pipeline) -> None:
+            pipe.xadd(replies, {"reply": reply}, maxlen=self._stream_maxlen, approximate=True)
+            pipe.pexpire(replies, self._stream_ttl_ms)
+
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.lpush(reply, orjson.dumps(result.to_json()))
-                pipe.pexpire(reply, self._reply_ttl_ms)
-                await pipe.execute()
+            await self._replies.execute(send)
         except RedisError as error:
             _log.warning(
                 "could not reply to %s for charger %s: %r",
@@ -402,3 +481,7 @@ class CommandRouter:
                 error,
                 extra={"charger_id": charge_point_id},
             )
+
+
+def _text(value: str | bytes) -> str:
+    return value if isinstance(value, str) else value.decode()

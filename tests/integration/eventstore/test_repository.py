@@ -246,3 +246,40 @@ async def test_get_many_reads_cached_tails_and_whole_streams_at_once(store: Even
         await reader.get_many((fresh.id, Counter), (uuid.uuid4(), Counter))
     with pytest.raises(ValueError, match="twice"):
         await reader.get_many((fresh.id, Counter), (fresh.id, Counter))
+
+
+async def test_read_ahead_brings_several_aggregates_up_to_date_for_the_gets_that_follow(
+    store: EventStore,
+) -> None:
+    writer = Repository(store, CODEC)
+    stale, unseen = (Counter(id=uuid.uuid4(), name=name, timestamp=AT) for name in "ab")
+    await writer.save(stale, unseen)
+    cache = AggregateCache()
+    reader = Repository(store, CODEC, cache)
+    await reader.get(stale.id, Counter)
+    stale.add(5, AT)  # moved on by another process since `reader` cached it
+    unseen.add(7, AT)
+    await writer.save(stale, unseen)
+    missing = uuid.uuid4()
+
+    current = await reader.read_ahead((stale.id, Counter), (unseen.id, Counter), (missing, Counter))
+
+    assert current == {stale.id, unseen.id}  # the missing one is left for its `get` to report
+    got_stale, got_unseen = await reader.get(stale.id, Counter), await reader.get(unseen.id, Counter)
+    assert (got_stale.total, got_stale.version, got_unseen.total, got_unseen.version) == (5, 2, 7, 2)
+    with pytest.raises(AggregateNotFoundError):
+        await reader.get(missing, Counter)
+    peeked = reader.peek(stale.id, Counter)
+    assert peeked is not None
+    assert peeked.total == 5
+    assert reader.peek(missing, Counter) is None
+    assert reader.peek(stale.id, Aggregate.Event) is None  # another type is not this aggregate
+
+
+async def test_read_ahead_without_a_cache_reads_nothing(store: EventStore) -> None:
+    counter = Counter(id=uuid.uuid4(), name="kWh", timestamp=AT)
+    uncached = Repository(store, CODEC)
+    await uncached.save(counter)
+
+    assert await uncached.read_ahead((counter.id, Counter)) == frozenset()
+    assert uncached.peek(counter.id, Counter) is None

@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from tests.integration.gateway_infra import eventually
 from write_api.ocpp.command_router import CommandRouter, LocalCalls
 from write_api.ocpp.outcome import CallOutcome, CallStatus
 
 SLACK = 0.5
-"""How late a TIMED_OUT may come: Redis fires blocking timeouts on its own clock (up to 1/hz late)."""
+"""How late a TIMED_OUT may come (a busy event loop)."""
 
 
 class Gateway:
@@ -341,3 +341,37 @@ async def test_an_answer_slower_than_the_senders_socket_timeout_still_arrives(
         await impatient.aclose()
 
     assert result == CallOutcome.result({"status": "Accepted", "instance": "slow"})
+
+
+class EchoGateway(Gateway):
+    """Answers each call with the charger and payload it was for."""
+
+    async def call(
+        self, charge_point_id: str, action: str, payload: dict[str, Any], within: float
+    ) -> CallOutcome:
+        await asyncio.sleep(0.1)  # a charger on a slow link
+        return CallOutcome.result({"charger": charge_point_id, "payload": payload})
+
+
+async def test_many_calls_in_flight_each_get_their_own_answer(
+    make_router: MakeRouter, redis_url: str, redis_key_prefix: str
+) -> None:
+    echo = EchoGateway("echo")
+    owner, _ = await make_router("owner", local=echo)
+    chargers = [charger() for _ in range(200)]
+    for cp in chargers:
+        echo.connected.add(cp)
+        await owner.claim(cp)
+    # 200 calls in flight on four connections: every answer finds the call it belongs to.
+    small = Redis.from_pool(BlockingConnectionPool.from_url(redis_url, max_connections=4, timeout=5))
+    sender = CommandRouter(small, redis_key_prefix, f"sender:{uuid.uuid4().hex[:8]}", Gateway("sender"))
+    await sender.start()
+    try:
+        results = await asyncio.gather(
+            *(sender.send(cp, "GetConfiguration", {"key": [cp[-4:]]}, timeout=5) for cp in chargers)
+        )
+    finally:
+        await sender.close()
+        await small.aclose()
+
+    assert results == [CallOutcome.result({"charger": cp, "payload": {"key": [cp[-4:]]}}) for cp in chargers]
