@@ -20,8 +20,8 @@ _log = logging.getLogger(__name__)
 def redis_client(url: str, max_connections: int = 2000, wait_seconds: float = 30.0) -> Redis:
     """A client whose pool waits for a free connection instead of failing.
 
-    Every command in flight to a charger holds a connection for its blocking reply read; redis-py's default
-    pool refuses the 101st at once (`MaxConnectionsError`), which under load turned into failed API calls.
+    redis-py's default pool refuses the 101st concurrent command at once (`MaxConnectionsError`), which under
+    load (a reconnect storm's presence updates, a burst of API calls) would turn into failed requests.
     """
     pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=wait_seconds)
     return Redis.from_pool(pool)  # closing the client closes its pool too

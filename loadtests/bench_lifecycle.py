@@ -36,7 +36,7 @@ import os
 import statistics
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -62,10 +62,12 @@ from loadtests.bench_append import Bench, Work, _rate
 from loadtests.drivers import (
     PRICED,
     DriverFigures,
+    Pace,
     SessionWatch,
     Window,
     drain,
     drive_session,
+    paced_sessions,
     sign_up_drivers,
     watching_sessions,
 )
@@ -115,10 +117,6 @@ _TUNING: Final[Mapping[str, str]] = {
     # 10 connections per process queue 200 concurrent starts (each makes about ten round trips).
     "CSMS_DB_POOL_SIZE": "20",
 }
-# redis-py's pool holds at most 100 connections and fails the 101st at once (MaxConnectionsError, a 500).
-# The write API holds one for every charger command in flight (its BLPOP for the reply), so more than
-# 100 concurrent starts and stops need more; the Redis URL is the one place this can be set.
-_REDIS_MAX_CONNECTIONS = 1000
 
 
 # --------------------------------------------------------------------------- the simulator process
@@ -202,6 +200,7 @@ class DriverArgs:
     call_timeout: float
     run_id: str
     stripe_url: str  # localstripe: each driver saves a card once, as the app does before a first charge
+    rate: float  # sessions started per second (open loop); 0: each driver starts again once done
 
 
 async def _drive(
@@ -221,7 +220,9 @@ async def _drive(
 
 
 async def driver_process(channel: Channel, args: DriverArgs) -> dict[str, Any]:
-    """The app's users: register and log in, then drive sessions from "go" until "stop", then drain."""
+    """The app's users: register and log in, then drive sessions from "go" until "stop", then drain. In a
+    closed loop each driver starts again as soon as its session is priced; at a rate, sessions start at
+    that pace on whichever drivers are free."""
     # One keep-alive connection per driver, as each phone would hold.
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=args.call_timeout)
@@ -234,17 +235,39 @@ async def driver_process(channel: Channel, args: DriverArgs) -> dict[str, Any]:
             await channel.recv()  # go
             window = Window()
             figures = DriverFigures()
-            drivers = [
-                asyncio.create_task(_drive(http, args, driver.token, charger_id, watch, window, figures))
-                for driver, charger_id in zip(signed_up, args.charger_ids, strict=True)
-            ]
-            await channel.recv()  # window
-            window.opened = time.perf_counter()
-            await channel.recv()  # stop
-            window.closed = time.perf_counter()
+            pairs = [(d.token, charger_id) for d, charger_id in zip(signed_up, args.charger_ids, strict=True)]
+            if args.rate > 0:
+
+                async def one(pair: tuple[str, str]) -> None:
+                    token, charger_id = pair
+                    await drive_session(
+                        http,
+                        args.api,
+                        token,
+                        charger_id,
+                        watch,
+                        window,
+                        figures,
+                        charge_seconds=args.charge_seconds,
+                    )
+
+                pace, under_way = await paced_sessions(channel, args.rate, deque(pairs), one, window)
+                drivers = list(under_way)
+            else:
+                drivers = [
+                    asyncio.create_task(_drive(http, args, token, charger_id, watch, window, figures))
+                    for token, charger_id in pairs
+                ]
+                await channel.recv()  # window
+                window.opened = time.perf_counter()
+                await channel.recv()  # stop
+                window.closed = time.perf_counter()
+                pace = Pace()
             await drain(drivers, _DRAIN_SECONDS, figures)
     return {
         "login_seconds": login_seconds,
+        "asked_in_window": pace.asked,
+        "skipped_in_window": pace.skipped,
         "window_seconds": window.closed - window.opened,
         **{k: v for k, v in asdict(figures).items() if k != "errors"},
         "errors": dict(figures.errors),
@@ -475,10 +498,6 @@ async def mean_charger_stream(url: str) -> float:
     return float(mean or 0.0)
 
 
-def _with_query(url: str, parameter: str) -> str:
-    return f"{url}{'&' if '?' in url else '?'}{parameter}"
-
-
 def _fixed(pids: list[int]) -> Callable[[], list[int]]:
     return lambda: pids
 
@@ -496,6 +515,9 @@ class Report:
     window_seconds: float = 0.0
     sessions_per_s: float = 0.0
     completed_in_window: int = 0
+    asked_in_window: int = 0
+    """At a rate: the starts due in the window; `skipped_in_window` of them found every charger busy."""
+    skipped_in_window: int = 0
     start_p50_ms: float = 0.0
     start_p99_ms: float = 0.0
     stop_p50_ms: float = 0.0
@@ -543,11 +565,14 @@ class Report:
 
     @property
     def checks(self) -> dict[str, bool]:
-        return {
+        checks = {
             "sessions_per_s": self.sessions_per_s >= _TARGET_SESSIONS_PER_S,
             "start_p99": self.start_p99_ms < _TARGET_START_P99_MS,
             "priced_in_log": self.priced_in_log == self.completed_total,
         }
+        if self.plan.rate > 0:
+            checks["none_skipped"] = self.skipped_in_window == 0
+        return checks
 
 
 def _ms(samples: Sequence[float], fraction: float) -> float:
@@ -568,6 +593,8 @@ class Plan:
     layout: str
     """"separate": one process per role; "combined": one process serving both roles."""
     log_dir: Path | None
+    rate: float = 0.0
+    """Sessions started per second (open loop); 0: a closed loop, each driver starts again when done."""
 
 
 @dataclass
@@ -646,8 +673,7 @@ async def run(database_url: str, redis_url: str, plan: Plan) -> Report:
     baseline = await measure_append_baseline(database_url)
     raise_open_files_limit(4 * plan.chargers + 1024)
     run_id = uuid.uuid4().hex[:8]
-    server_redis_url = _with_query(redis_url, f"max_connections={_REDIS_MAX_CONNECTIONS}")
-    tuning = {**_TUNING, "CSMS_REDIS_URL": server_redis_url}
+    tuning = dict(_TUNING)
     report = Report(plan, tuning, load_before, load_before, baseline)
     with (
         work_dir(plan.log_dir, "csms-bench-lifecycle-") as work,
@@ -660,7 +686,7 @@ async def run(database_url: str, redis_url: str, plan: Plan) -> Report:
             env = {
                 **os.environ,
                 "CSMS_DATABASE_URL": url,
-                "CSMS_REDIS_URL": server_redis_url,
+                "CSMS_REDIS_URL": redis_url,
                 "CSMS_REDIS_KEY_PREFIX": prefix,
                 "CSMS_DATA_DIR": str(work),  # the write API's development signing key goes here
                 "CSMS_HOST": HOST,
@@ -687,6 +713,7 @@ async def run(database_url: str, redis_url: str, plan: Plan) -> Report:
                 60.0,
                 run_id,
                 stripe_url,
+                plan.rate,
             )
             async with (
                 servers(plan, env, work) as system,
@@ -807,6 +834,8 @@ def _call_phases(
 def _fill(report: Report, figures: Mapping[str, Any]) -> None:
     report.window_seconds = figures["window_seconds"]
     report.completed_in_window = figures["completed_in_window"]
+    report.asked_in_window = figures["asked_in_window"]
+    report.skipped_in_window = figures["skipped_in_window"]
     report.sessions_per_s = report.completed_in_window / max(report.window_seconds, 1e-9)
     report.started_total = figures["started_total"]
     report.completed_total = figures["completed_total"]
@@ -851,6 +880,7 @@ def format_report(r: Report) -> str:
             checks["sessions_per_s"],
         ),
         _row("sessions completed in the window", f"{r.completed_in_window:,} in {r.window_seconds:.1f} s"),
+        *_pace_rows(r),
         _row(
             f"sessions per second, by {r.window_seconds / len(r.sessions_per_s_by_slice):.0f} s slice",
             " / ".join(f"{x:.0f}" for x in r.sessions_per_s_by_slice),
@@ -955,8 +985,15 @@ def format_report(r: Report) -> str:
         f"{r.plan.chargers:,} chargers (OCPP 1.6J, one EVSE, charging share 0: remote starts only) and "
         f"{r.plan.chargers:,} drivers, one charger each; a driver starts, waits for Started, "
         f"charges {r.plan.charge_seconds:g} s "
-        f"(MeterValues every {r.plan.meter_interval:g} s), stops and waits for Priced, then starts again. "
-        f"Warm-up {r.plan.warmup:g} s, window {r.plan.seconds:g} s; errors cover warm-up, window and drain.",
+        f"(MeterValues every {r.plan.meter_interval:g} s), stops and waits for Priced, then "
+        + (
+            f"is free again: a session starts every {1 / r.plan.rate * 1e3:.0f} ms on a free driver "
+            f"({r.plan.rate:g} sessions/s offered, open loop). "
+            if r.plan.rate > 0
+            else "starts again (closed loop: the system's capacity, every latency includes the queue). "
+        )
+        + f"Warm-up {r.plan.warmup:g} s, window {r.plan.seconds:g} s; errors cover warm-up, window and "
+        "drain.",
         f"Processes: {_LAYOUTS[r.plan.layout]}, the simulator and the drivers (one process each); Postgres "
         f"and Redis on this machine. Non-default settings of the servers: {settings}; the rest as "
         "configured (access log on, INFO).",
@@ -985,6 +1022,19 @@ def format_report(r: Report) -> str:
         lines.append("Server errors logged:")
         lines += [f"  {n} x {what}" for what, n in list(r.server_errors.items())[:10]]
     return "\n".join(lines)
+
+
+def _pace_rows(r: Report) -> list[str]:
+    if r.plan.rate <= 0:
+        return []
+    return [
+        _row(
+            f"starts asked in the window at {r.plan.rate:g}/s / skipped, every charger busy",
+            f"{r.asked_in_window:,} / {r.skipped_in_window:,}",
+            "none skipped",
+            r.checks["none_skipped"],
+        )
+    ]
 
 
 def _phase_rows(r: Report, kind: str) -> list[str]:
@@ -1050,6 +1100,14 @@ def _errors(errors: Mapping[str, int]) -> str:
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep the servers' logs here (default: a temporary folder, removed).",
 )
+@click.option(
+    "--rate",
+    type=click.FloatRange(0, 1_000),
+    default=0.0,
+    show_default=True,
+    help="Sessions started per second, open loop, on whichever drivers are free (give enough chargers: "
+    "each is busy for a whole session); 0: a closed loop, each driver starting again when done.",
+)
 @click.option("--json", "json_file", type=click.Path(path_type=Path), help="Also write the figures here.")
 @click.pass_context
 def lifecycle(
@@ -1061,11 +1119,12 @@ def lifecycle(
     meter_interval: float,
     layout: str,
     log_dir: Path | None,
+    rate: float,
     json_file: Path | None,
 ) -> None:
     """Complete sessions per second (app start → charger → stop → priced) through write API and gateway,
     beside the event store's append floor and ceiling measured in the same run."""
-    plan = Plan(chargers, seconds, warmup, charge_seconds, meter_interval, layout, log_dir)
+    plan = Plan(chargers, seconds, warmup, charge_seconds, meter_interval, layout, log_dir, rate)
     report = asyncio.run(run(ctx.obj["database_url"], ctx.obj["redis_url"], plan))
     click.echo(format_report(report))
     if json_file is not None:

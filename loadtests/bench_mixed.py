@@ -46,7 +46,15 @@ from csms.localstripe import LOCALSTRIPE_SECRET_KEY, free_loopback_port, running
 from csms.redis_support import redis_client
 from loadtests.bench_fleet import CHARGING_SHARE, HEARTBEAT_SECONDS, SimulatorArgs, fleet_simulator
 from loadtests.bench_lifecycle import server_errors
-from loadtests.drivers import DriverFigures, Window, drain, drive_session, sign_up_drivers, watching_sessions
+from loadtests.drivers import (
+    DriverFigures,
+    Window,
+    drain,
+    drive_session,
+    paced_sessions,
+    sign_up_drivers,
+    watching_sessions,
+)
 from loadtests.http_load import NO_ANSWER, Answers, request_loop
 from loadtests.projection_lag import CHARGERS_PER_STATION, LagFigures, LagSampler, sample_lag
 from loadtests.scratch import (
@@ -110,8 +118,6 @@ _POOL_SIZES: Final[Mapping[str, int]] = {
     "billing": 8,
     "read-api": 8,
 }
-# redis-py's pool fails the 101st concurrent command; the write API holds one per charger command in flight.
-_REDIS_MAX_CONNECTIONS = 1000
 # Chargers connecting per second: about what one gateway process took in during `csms bench fleet`'s ramp
 # on this machine, so that the ramp does not turn into a storm of timeouts and reconnections. The baseline
 # starts once every charger is accepted and charging, or after the ramp and this grace at the latest.
@@ -244,8 +250,6 @@ async def session_load(channel: Channel, args: SessionArgs) -> dict[str, Any]:
             channel.send("ready", {"pid": os.getpid(), "sign_up_seconds": sign_up_seconds})
             window, figures, reads = Window(), DriverFigures(), _Reads()
             free = deque(zip((d.token for d in signed_up), args.charger_ids, strict=True))
-            sessions: set[asyncio.Task[None]] = set()
-            asked = skipped = 0
 
             async def charging(token: str, session_id: uuid.UUID, position: int) -> None:
                 """The app shows the live session: one GET a second while the car charges."""
@@ -269,52 +273,28 @@ async def session_load(channel: Channel, args: SessionArgs) -> dict[str, Any]:
                         return
                     await asyncio.sleep(min(_SESSION_POLL_SECONDS, ends - answered))
 
-            async def one(token: str, charger_id: str) -> None:
-                try:
-                    await drive_session(
-                        http,
-                        args.api,
-                        token,
-                        charger_id,
-                        watch,
-                        window,
-                        figures,
-                        charge_seconds=args.charge_seconds,
-                        charging=lambda session_id, position: charging(token, session_id, position),
-                    )
-                finally:
-                    free.append((token, charger_id))
+            async def one(driver: tuple[str, str]) -> None:
+                token, charger_id = driver
+                await drive_session(
+                    http,
+                    args.api,
+                    token,
+                    charger_id,
+                    watch,
+                    window,
+                    figures,
+                    charge_seconds=args.charge_seconds,
+                    charging=lambda session_id, position: charging(token, session_id, position),
+                )
 
             await channel.recv()  # go
-            message = asyncio.ensure_future(channel.recv())  # "window", then "stop"
-            due = time.perf_counter()
-            while True:
-                wait = due - time.perf_counter()
-                if wait > 0:
-                    await asyncio.wait((message,), timeout=wait)
-                if message.done():
-                    kind, _ = message.result()
-                    if kind == "stop":
-                        break
-                    window.opened = time.perf_counter()  # the window opens: count from here
-                    asked = skipped = 0
-                    message = asyncio.ensure_future(channel.recv())
-                    continue
-                due += 1.0 / args.rate
-                asked += 1
-                if not free:
-                    skipped += 1  # every driver's charger is busy: the asked rate is not delivered
-                    continue
-                task = asyncio.create_task(one(*free.popleft()))
-                sessions.add(task)
-                task.add_done_callback(sessions.discard)
-            window.closed = time.perf_counter()
+            pace, sessions = await paced_sessions(channel, args.rate, free, one, window)
             await drain(list(sessions), _DRAIN_SECONDS, figures)
     return {
         "sign_up_seconds": sign_up_seconds,
         "window_seconds": window.closed - window.opened,
-        "asked_in_window": asked,
-        "skipped_in_window": skipped,
+        "asked_in_window": pace.asked,
+        "skipped_in_window": pace.skipped,
         "completed_in_window": figures.completed_in_window,
         "started_total": figures.started_total,
         "completed_total": figures.completed_total,
@@ -510,9 +490,6 @@ async def _sample_rss(servers: Mapping[str, ServerProcess], peaks: dict[str, int
 
 async def run(database_url: str, redis_url: str, plan: Plan) -> Report:
     run_id = uuid.uuid4().hex[:8]
-    server_redis_url = (
-        f"{redis_url}{'&' if '?' in redis_url else '?'}max_connections={_REDIS_MAX_CONNECTIONS}"
-    )
     idle = sum(not charges(index, CHARGING_SHARE) for index in range(plan.chargers))
     wanted = math.ceil(plan.session_rate * (plan.charge_seconds + _SESSION_OVERHEAD_SECONDS))
     drivers = max(1, min(idle, wanted))
@@ -542,7 +519,7 @@ async def run(database_url: str, redis_url: str, plan: Plan) -> Report:
             env = {
                 **os.environ,
                 "CSMS_DATABASE_URL": url,
-                "CSMS_REDIS_URL": server_redis_url,
+                "CSMS_REDIS_URL": redis_url,
                 "CSMS_REDIS_KEY_PREFIX": prefix,
                 "CSMS_DATA_DIR": str(work),  # the development signing key every role verifies tokens with
                 "CSMS_HOST": HOST,

@@ -12,16 +12,19 @@ import contextlib
 import math
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import aiohttp
 
 from csms.eventstore import EventStore, create_pool
 from csms.eventstore.subscription import Subscription
 from csms.localstripe import LOCALSTRIPE_PUBLISHABLE_KEY
+from loadtests.scratch import Channel
+
+T = TypeVar("T")
 
 STARTED: Final = "ChargingSession.Started"
 PRICED: Final = "ChargingSession.Priced"
@@ -238,6 +241,61 @@ async def drive_session(
         figures.to_priced_s.append(priced - first_stop)
         figures.session_s.append(priced - began)
         figures.priced_at.append(priced - window.opened)
+
+
+@dataclass
+class Pace:
+    """Starts due in the measurement window at the asked rate, and those skipped because every driver's
+    charger was busy (the asked rate was then not delivered)."""
+
+    asked: int = 0
+    skipped: int = 0
+
+
+async def paced_sessions(
+    channel: Channel,
+    rate: float,
+    free: deque[T],
+    session: Callable[[T], Awaitable[None]],
+    window: Window,
+) -> tuple[Pace, set[asyncio.Task[None]]]:
+    """Open-loop load, from the benchmark's "go" (already received) until its "stop": every 1/`rate` s a
+    session is started on a free driver (`free`, given back when its session ends), whether or not the
+    earlier ones are done, as phones arrive at chargers. "window" opens the measurement window (the counts
+    start again). Returns the window's counts and the sessions still under way, to drain."""
+    sessions: set[asyncio.Task[None]] = set()
+    pace = Pace()
+
+    async def one(driver: T) -> None:
+        try:
+            await session(driver)
+        finally:
+            free.append(driver)
+
+    message = asyncio.ensure_future(channel.recv())  # "window", then "stop"
+    due = time.perf_counter()
+    while True:
+        wait = due - time.perf_counter()
+        if wait > 0:
+            await asyncio.wait((message,), timeout=wait)
+        if message.done():
+            kind, _ = message.result()
+            if kind == "stop":
+                break
+            window.opened = time.perf_counter()  # the window opens: count from here
+            pace = Pace()
+            message = asyncio.ensure_future(channel.recv())
+            continue
+        due += 1.0 / rate
+        pace.asked += 1
+        if not free:
+            pace.skipped += 1
+            continue
+        task = asyncio.create_task(one(free.popleft()))
+        sessions.add(task)
+        task.add_done_callback(sessions.discard)
+    window.closed = time.perf_counter()
+    return pace, sessions
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,10 +62,11 @@ Outcome = list[AppendResult] | ConcurrencyError
 async def write_batch(connection: Connection, batch: Sequence[Commit]) -> list[Outcome]:
     """Append every commit whose expected versions all hold, in one transaction; one outcome each.
 
-    LOCK TABLE ... IN EXCLUSIVE MODE serialises writers (across processes) from position assignment to
-    commit, while readers (ACCESS SHARE) are never blocked. Because Postgres makes a commit visible before
-    it releases the transaction's locks, a later writer can only take positions above every committed
-    one: readers tailing by position see a gap-free log and never skip an event that commits late.
+    A transaction-scoped advisory lock (`APPEND_LOCK`, migration 0008) serialises writers (across
+    processes) from position assignment to commit, while readers are never blocked. Because Postgres
+    makes a commit visible before it releases the transaction's locks, a later writer can only take
+    positions above every committed one: readers tailing by position see a gap-free log and never skip
+    an event that commits late.
 
     It is one statement, `event_store_append` (migration 0007): outside a transaction block it runs in an
     implicit transaction that has committed, durably, when this returns (the server answers after the

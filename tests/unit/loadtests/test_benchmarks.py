@@ -3,13 +3,16 @@ timeline and experiment options. The benchmarks themselves are not tests and nev
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from typing import Any, cast
 
 import aiohttp
 
 from loadtests.bench_ingest import LeanCharger, Report, Row, format_report
 from loadtests.bench_storm import Experiment, _timeline
-from loadtests.scratch import gateway_argv, histogram_state, merged_histogram
+from loadtests.drivers import Window, paced_sessions
+from loadtests.scratch import Channel, gateway_argv, histogram_state, merged_histogram
 from loadtests.simulator.stats import LatencyHistogram
 from tests.unit.simulator.schemas import assert_valid
 
@@ -103,3 +106,48 @@ def test_the_ingest_ratio_is_the_median_of_the_rounds_and_durability_counts_ever
     lost_one = Report(100, 15.0, 1, rounds, bare, events_recorded=299, registration_seconds=1.0)
     assert not lost_one.durable
     assert not lost_one.met
+
+
+class _Benchmark:
+    """The benchmark's end of a driver process's channel, in memory: messages are sent by `say`."""
+
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def say(self, kind: str) -> None:
+        self.inbox.put_nowait((kind, None))
+
+    async def recv(self) -> tuple[str, Any]:
+        return await self.inbox.get()
+
+
+async def test_paced_sessions_start_at_the_rate_on_free_drivers_and_count_the_starts_none_could_take() -> (
+    None
+):
+    benchmark, window = _Benchmark(), Window()
+    running: list[str] = []
+    most = 0
+
+    async def session(driver: str) -> None:
+        nonlocal most
+        running.append(driver)
+        most = max(most, len(running))
+        await asyncio.sleep(0.05)
+        running.remove(driver)
+
+    async def script() -> None:
+        await asyncio.sleep(0.05)
+        benchmark.say("window")
+        await asyncio.sleep(0.2)
+        benchmark.say("stop")
+
+    scripted = asyncio.create_task(script())
+    pace, under_way = await paced_sessions(cast(Channel, benchmark), 100.0, deque("ab"), session, window)
+    await scripted
+    await asyncio.gather(*under_way)
+
+    assert 0.15 < window.closed - window.opened < 0.3
+    assert 15 <= pace.asked <= 25  # 100/s for 0.2 s
+    # Two drivers, each busy 50 ms, take at most 40 of the 100 starts a second: the rest are skipped.
+    assert pace.skipped >= pace.asked // 3
+    assert most <= 2
