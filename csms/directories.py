@@ -25,7 +25,13 @@ class TransactionRef:
 
 
 class TransactionDirectory:
-    """Maps (charger, transaction id) to a charging session id."""
+    """Maps (charger, transaction id) to a charging session id.
+
+    Its pool may commit without waiting for the disk (`create_pool(flush_on_commit=False)`): the gateway
+    answers a transaction's start only after appending its events, and that commit flushes the WAL with
+    the row in it. A row whose start was never answered may be lost in a crash; the charger sends the start
+    again and gets a transaction id then.
+    """
 
     def __init__(self, pool: asyncpg.Pool, cache_size: int = 100_000) -> None:
         self._pool = pool

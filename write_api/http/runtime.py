@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from csms.eventstore import AggregateCache, EventCodec, EventStore, Repository, 
 from csms.identity.issuers_config import external_issuers
 from csms.observability.health import postgres_answers, redis_answers
 from csms.observability.metrics import add_metrics_route
-from csms.redis_support import redis_client
+from csms.redis_support import redis_client, stop_task
 from csms.settings import Settings, path_list
 from csms.stripe_endpoint import StripeEndpoint
 from write_api.auth.app import build_auth_service
@@ -34,6 +35,8 @@ from write_api.ocpp.commands import ChargerCommands, protocol_from_repository
 from write_api.ocpp.outcome import CallOutcome
 from write_api.ocpp.runtime import instance_id
 from write_api.sessions import SessionService
+
+_PURGE_INTERVAL_SECONDS = 600.0
 
 
 def utc_now() -> datetime:
@@ -70,6 +73,15 @@ async def write_api_app(
     pool = await create_pool(
         database_url, max_size=settings.db_pool_size, retry_seconds=settings.startup_retry_seconds
     )
+    # Idempotency keys commit without waiting for the disk: the request's own append makes them durable.
+    keys_pool = await create_pool(
+        database_url,
+        max_size=max(2, settings.db_pool_size // 4),
+        retry_seconds=settings.startup_retry_seconds,
+        flush_on_commit=False,
+    )
+    idempotency = IdempotencyKeys(keys_pool)
+    purging = asyncio.create_task(idempotency.purge_every(_PURGE_INTERVAL_SECONDS), name="idempotency-purge")
     store = EventStore(
         pool,
         database_url,
@@ -108,7 +120,7 @@ async def write_api_app(
         management=Management(repository, tokens, utc_now),
         charger_admin=ChargerAdmin(repository, utc_now),
         commands=commands,
-        idempotency=IdempotencyKeys(pool),
+        idempotency=idempotency,
         readiness={"postgres": lambda: postgres_answers(pool), "redis": lambda: redis_answers(redis)},
         payment_methods=PaymentMethods(repository, gateway, utc_now),
         session_payments=SessionPayments(
@@ -126,6 +138,8 @@ async def write_api_app(
         if http is not None:
             await http.close()
         await router.close()
+        await stop_task(purging)
         await redis.aclose()
         await store.close()
+        await keys_pool.close()
         await pool.close()

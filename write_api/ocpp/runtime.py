@@ -76,10 +76,22 @@ async def gateway_app(
         max_batch=settings.append_max_batch,
         poll_interval=settings.poll_interval_seconds,
     )
+    # Transaction ids commit without waiting for the disk: the start's event append that follows each one,
+    # before the charger hears of it, makes it durable (see TransactionDirectory).
+    transactions_pool = await create_pool(
+        database_url,
+        max_size=max(2, settings.db_pool_size // 4),
+        retry_seconds=settings.startup_retry_seconds,
+        flush_on_commit=False,
+    )
     # This process is the single writer of its connected chargers: it keeps their aggregates in memory.
     repository = Repository(store, EventCodec(EVENT_TYPES), AggregateCache())
     reports = ChargerReports(
-        repository, TransactionDirectory(pool), IdTokenDirectory(pool), EarlyMeterValues(pool), utc_now
+        repository,
+        TransactionDirectory(transactions_pool),
+        IdTokenDirectory(pool),
+        EarlyMeterValues(pool),
+        utc_now,
     )
     redis = redis_client(redis_url)
     prefix = settings.redis_key_prefix
@@ -112,4 +124,5 @@ async def gateway_app(
         await presence.close()
         await redis.aclose()
         await store.close()
+        await transactions_pool.close()
         await pool.close()
