@@ -311,9 +311,18 @@ class ChargerReports:
             return None
         bind_log_fields(session_id=str(session_id))
         for attempt in range(self._retries + 1):
-            session, charger = await self._repository.get_many(
-                (session_id, ChargingSession), (charger_id, Charger)
-            )
+            if attempt == 0:
+                # Optimistic, as for readings: this gateway wrote the session's and the charger's latest
+                # events (their starts, readings and statuses), so its cached copies are usually current.
+                # A copy can only be behind the log, and every decision below appends events (checked
+                # against the streams' versions) unless the session has ended, which it then has in the log
+                # too; a conflict reads both again.
+                session = await self._repository.get(session_id, ChargingSession)
+                charger = await self._repository.get(charger_id, Charger)
+            else:
+                session, charger = await self._repository.get_many(
+                    (session_id, ChargingSession), (charger_id, Charger)
+                )
             stop_anomaly = None
             if session.status is not SessionStatus.STARTED:
                 stop_anomaly = _stop_anomaly(session, meter_stop_wh)

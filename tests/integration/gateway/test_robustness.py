@@ -15,7 +15,9 @@ from aiohttp.test_utils import TestServer
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from csms.domain import Charger, ChargingSession, SessionStatus, charger_id_for
+from csms.domain import Charger, ChargingSession, MeterReading, SessionStatus, charger_id_for
+from csms.domain.topics import EVENT_TYPES
+from csms.eventstore import EventCodec, Repository
 from tests.integration.gateway.clients import connect
 from tests.integration.gateway.conftest import GatewayEnv, basic_auth, now
 from write_api.ocpp.gateway import Gateway, GatewayConfig, create_gateway_app
@@ -35,6 +37,36 @@ async def test_a_stop_for_an_unknown_transaction_is_acknowledged_and_recorded_as
     events = await gateway_env.store.read_stream(charger_id_for(charge_point_id))
     anomalies = [e.data for e in events if e.topic == "Charger.TransactionAnomalyRecorded"]
     assert [a["transaction_id"] for a in anomalies] == ["424242"]
+
+
+async def test_a_stop_after_another_process_wrote_to_the_session_still_prices_it_with_everything(
+    gateway_env: GatewayEnv,
+) -> None:
+    """The gateway trusts its cached session when a stop arrives; here another process (a second gateway
+    that held the charger for a while) recorded a reading meanwhile: the stop must conflict, catch up and
+    price the session with that reading too, never drop it or fail."""
+    charge_point_id, password = await gateway_env.register_charger()
+    async with connect(gateway_env.url, charge_point_id, password) as charger:
+        start = await charger.call(
+            call16.StartTransaction(connector_id=1, id_tag="ANYONE", meter_start=1_000, timestamp=_iso(-600))
+        )
+        session_id = await gateway_env.transactions.find(
+            charger_id_for(charge_point_id), str(start.transaction_id)
+        )
+        assert session_id is not None
+        elsewhere = Repository(gateway_env.store, EventCodec(EVENT_TYPES))  # no cache: another process
+        session = await elsewhere.get(session_id, ChargingSession)
+        session.record_meter_values((MeterReading(now() - timedelta(seconds=300), energy_wh=4_000),), now())
+        await elsewhere.save(session)
+
+        await charger.call(
+            call16.StopTransaction(meter_stop=9_000, timestamp=_iso(), transaction_id=start.transaction_id)
+        )
+
+    priced = await gateway_env.repository.get(session_id, ChargingSession, refresh=True)
+    assert priced.status is SessionStatus.PRICED
+    assert [r.energy_wh for r in priced.readings] == [4_000]
+    assert priced.energy_wh == 8_000
 
 
 async def test_a_second_stop_with_other_figures_is_an_anomaly_but_an_exact_replay_is_not(
