@@ -1,11 +1,12 @@
-"""The process's start time, memory and file descriptors as metrics that stay right when one role runs as
-several processes.
+"""The process's start time, CPU time, memory and file descriptors as metrics that stay right when one role
+runs as several processes.
 
 prometheus-client's own `process_*` series describe the process that answers a scrape, and under
 `csms serve --workers N` (its multi-process mode) they are not exported at all. These gauges are written by
 every process into the shared metrics directory and exported per process (`pid` label) by whichever one is
-scraped; a process that runs alone exports them as plain gauges. They are read through psutil (from
-/proc/self on Linux) and getrlimit, so they exist wherever the CSMS runs, not only where /proc does.
+scraped; a process that runs alone exports them as plain gauges. The CPU time is a counter, summed over the
+role's processes (those that have exited included, so that it never goes down). They are read through psutil
+(from /proc/self on Linux) and getrlimit, so they exist wherever the CSMS runs, not only where /proc does.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import resource
 import time
 
 import psutil
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 START_TIME = Gauge(
     "csms_process_start_time_seconds",
@@ -32,6 +33,10 @@ OPEN_FDS = Gauge(
     "csms_process_open_fds",
     "File descriptors a CSMS process holds open.",
     multiprocess_mode="liveall",
+)
+CPU_SECONDS = Counter(
+    "csms_process_cpu_seconds",
+    "CPU time (user and system) spent by the CSMS processes.",
 )
 MAX_FDS = Gauge(
     "csms_process_max_fds",
@@ -68,8 +73,26 @@ def max_fds() -> int | None:
 START_TIME.set(start_time_seconds(psutil.Process()))
 
 
+def cpu_seconds(process: psutil.Process) -> float | None:
+    """The CPU time `process` has used, user and system; None if that cannot be read (it is gone)."""
+    try:
+        times = process.cpu_times()
+    except psutil.Error:
+        return None
+    return float(times.user + times.system)
+
+
+_counted_cpu: dict[int, float] = {}  # per process sampled: the CPU time already added to the counter
+
+
 def sample_process(process: psutil.Process) -> None:
-    """Set the gauges that change while the process runs."""
+    """Set the gauges that change while the process runs, and add the CPU time used since the last sample."""
+    used = cpu_seconds(process)
+    if used is not None:
+        counted = _counted_cpu.get(process.pid, 0.0)
+        if used > counted:
+            CPU_SECONDS.inc(used - counted)
+            _counted_cpu[process.pid] = used
     RESIDENT_BYTES.set(process.memory_info().rss)
     # NaN, not 0, for what cannot be read: a limit of 0 would make `open / max` infinite, an alert.
     OPEN_FDS.set(_or_nan(open_fds(process)))
@@ -77,7 +100,7 @@ def sample_process(process: psutil.Process) -> None:
 
 
 async def watch_process(interval: float = 5.0) -> None:
-    """Sample this process's memory and file descriptors every `interval` seconds until cancelled."""
+    """Sample this process's CPU time, memory and descriptors every `interval` seconds until cancelled."""
     process = psutil.Process()
     while True:
         sample_process(process)

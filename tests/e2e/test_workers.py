@@ -78,6 +78,8 @@ async def _process_series_of_each_worker(
     open_fds = await _per_pid(http, url, "csms_process_open_fds")
     assert set(open_fds) == set(limits)
     assert all(0 < count < limits[pid] for pid, count in open_fds.items()), open_fds
+    # The role's CPU time, all workers together: what the dashboard's CPU panel reads.
+    assert await _metric(http, url, "csms_process_cpu_seconds_total") > 0
 
 
 @contextlib.asynccontextmanager

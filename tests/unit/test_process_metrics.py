@@ -15,7 +15,13 @@ import psutil
 import pytest
 from prometheus_client import REGISTRY
 
-from csms.observability.process_metrics import max_fds, open_fds, sample_process, start_time_seconds
+from csms.observability.process_metrics import (
+    cpu_seconds,
+    max_fds,
+    open_fds,
+    sample_process,
+    start_time_seconds,
+)
 
 
 @contextlib.contextmanager
@@ -100,3 +106,25 @@ def test_an_unlimited_soft_limit_is_nan_not_zero(monkeypatch: pytest.MonkeyPatch
     assert max_fds() is None
     sample_process(psutil.Process())
     assert math.isnan(_value("csms_process_max_fds"))
+
+
+def test_the_cpu_time_used_since_the_last_sample_is_added_to_the_counter() -> None:
+    process = psutil.Process()
+    sample_process(process)
+    counted = _value("csms_process_cpu_seconds_total")
+    before = cpu_seconds(process)
+    assert before is not None
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:  # burn a fifth of a second
+        pass
+    sample_process(process)
+
+    used = cpu_seconds(process)
+    assert used is not None
+    added = _value("csms_process_cpu_seconds_total") - counted
+    assert 0.2 - 0.02 <= added <= used - before + 0.05  # what was used, give or take the clock's ticks
+    with _child() as child:
+        gone = psutil.Process(child.pid)
+    assert cpu_seconds(gone) is None
+    sample_process(process)  # nothing more is counted twice
+    assert _value("csms_process_cpu_seconds_total") - counted <= (cpu_seconds(process) or 0) - before + 0.05
