@@ -140,7 +140,13 @@ class Gateway:
             max_msg_size=self._config.max_frame_bytes,
             compress=False,
         )
-        await websocket.prepare(request)
+        try:
+            await websocket.prepare(request)
+        except ConnectionError:
+            # The charger hung up while it was being checked (a slow upgrade on a busy node): nobody is left
+            # to answer. aiohttp's own answer to this response fails quietly (it is not an error of ours).
+            record_refused("gone")
+            return _problem(400, "the charger closed the connection during the upgrade")
         if version is None:
             record_refused("no_subprotocol")
             # OCPP-J 1.6 §3.2 / 2.0.1 Part 4 §3.2: complete the handshake without a subprotocol, then close.

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import logging
+import os
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -11,15 +15,18 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
+from prometheus_client import REGISTRY
 
 from csms.domain import Charger, ChargingSession, MeterReading, SessionStatus, charger_id_for
 from csms.domain.topics import EVENT_TYPES
 from csms.eventstore import EventCodec, Repository
 from tests.integration.gateway.clients import connect
 from tests.integration.gateway.conftest import GatewayEnv, basic_auth, now
+from write_api.charger_reports import ChargerReports
 from write_api.ocpp.gateway import Gateway, GatewayConfig, create_gateway_app
 
 
@@ -259,3 +266,47 @@ async def test_a_dead_connection_is_found_by_ping(gateway_env: GatewayEnv, stric
         topics = await gateway_env.wait_for(charge_point_id, "Charger.Disconnected")
         await websocket.close()
     assert topics[-2:] == ["Charger.Connected", "Charger.Disconnected"]
+
+
+class _SlowLookups(ChargerReports):
+    """The write side of a busy node: finding a charger takes a while."""
+
+    async def charger(self, charger_id: uuid.UUID) -> Charger | None:
+        await asyncio.sleep(0.3)
+        return await super().charger(charger_id)
+
+
+async def test_a_charger_that_hangs_up_during_the_upgrade_is_counted_not_logged_as_an_error(
+    gateway_env: GatewayEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    charge_point_id, password = await gateway_env.register_charger()
+    reports = gateway_env.gateway._reports
+    slow = _SlowLookups(
+        reports._repository, reports._transactions, reports._tokens, reports._early_readings, now
+    )
+    # Served as `csms serve` does (aiohttp's test server cancels a handler whose client left; production not).
+    runner = web.AppRunner(
+        create_gateway_app(Gateway(slow, GatewayConfig(heartbeat_interval_seconds=60), now))
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    gone = REGISTRY.get_sample_value("csms_ocpp_connections_refused_total", {"reason": "gone"}) or 0.0
+    try:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        auth = basic_auth(charge_point_id, password)["Authorization"]
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            f"GET /ocpp/{charge_point_id} HTTP/1.1\r\nHost: csms\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Protocol: ocpp1.6\r\nAuthorization: {auth}\r\n\r\n".encode()
+        )
+        await writer.drain()
+        writer.close()  # gives up before the gateway has checked it
+        await asyncio.sleep(0.6)
+    finally:
+        await runner.cleanup()
+
+    assert REGISTRY.get_sample_value("csms_ocpp_connections_refused_total", {"reason": "gone"}) == gone + 1
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
