@@ -66,7 +66,7 @@ class TransactionDirectory:
             start_key,
         )
         assert row is not None
-        return TransactionRef(row["transaction_id"], _uuid(row["session_id"]), row["created"])
+        return self._ref(charger_id, row)
 
     async def link(self, charger_id: UUID, transaction_id: str, new_session_id: UUID) -> TransactionRef:
         """Bind a charger-chosen transaction id (2.0.1) to a session, or return the existing binding."""
@@ -89,7 +89,12 @@ class TransactionDirectory:
             new_session_id,
         )
         assert row is not None
-        return TransactionRef(row["transaction_id"], _uuid(row["session_id"]), row["created"])
+        return self._ref(charger_id, row)
+
+    def _ref(self, charger_id: UUID, row: asyncpg.Record) -> TransactionRef:
+        """The binding a row holds, remembered: the readings that follow look it up."""
+        session_id = self._remember(charger_id, row["transaction_id"], _uuid(row["session_id"]))
+        return TransactionRef(row["transaction_id"], session_id, row["created"])
 
     async def find(self, charger_id: UUID, transaction_id: str) -> UUID | None:
         known = self._known.get((charger_id, transaction_id))

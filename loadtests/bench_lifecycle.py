@@ -56,6 +56,7 @@ from csms.localstripe import (
     free_loopback_port,
     running_localstripe,
 )
+from csms.redis_support import redis_client
 
 # The append benchmark's own rows and timing loop, so that the baselines are its figures, measured here.
 from loadtests.bench_append import Bench, Work, _rate
@@ -403,6 +404,33 @@ def _describe(state: str, wait_type: str | None, wait: str | None) -> str:
     return state if wait_type is None else f"{state}, {wait_type}:{wait}"
 
 
+@dataclass(frozen=True, slots=True)
+class RoundTrips:
+    """Counters of the servers' round trips: Postgres transactions on the scratch database (a statement
+    outside a transaction block is one) and commands Redis processed (all its clients: here, the servers)."""
+
+    postgres_transactions: int
+    redis_commands: int
+
+
+async def round_trips(url: str, redis_url: str) -> RoundTrips:
+    connection = await asyncpg.connect(url)
+    try:
+        # Statistics are flushed by each backend at the end of its transactions (at most once a second
+        # while busy): over a window of a minute, a second's lag is within the figure's rounding.
+        transactions = await connection.fetchval(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+        )
+    finally:
+        await connection.close()
+    client = redis_client(redis_url)
+    try:
+        stats = await client.info("stats")
+    finally:
+        await client.aclose()
+    return RoundTrips(int(transactions), int(stats["total_commands_processed"]))
+
+
 async def log_head(url: str) -> int:
     """The log's last position now."""
     connection = await asyncpg.connect(url)
@@ -538,6 +566,8 @@ class Report:
     priced_in_log: int = 0
     events_in_window: int = 0
     append_transactions_in_window: int = 0
+    postgres_transactions_in_window: int = 0
+    redis_commands_in_window: int = 0
     topics_in_window: dict[str, int] = field(default_factory=dict)
     sessions_per_s_by_slice: list[float] = field(default_factory=list)
     start_p50_ms_by_slice: list[float] = field(default_factory=list)
@@ -753,6 +783,7 @@ async def run(database_url: str, redis_url: str, plan: Plan) -> Report:
                     *(asyncio.create_task(probe.run(http)) for probe in probes.values()),
                 ]
                 first = await log_head(url)
+                trips_before = await round_trips(url, redis_url)
                 machine_before = psutil.cpu_times()
                 meter.start()
                 slice_meter = CpuMeter(groups)
@@ -769,6 +800,11 @@ async def run(database_url: str, redis_url: str, plan: Plan) -> Report:
                 report.cpu_percent = meter.stop()
                 report.machine_busy_percent = machine_busy_percent(machine_before, psutil.cpu_times())
                 last = await log_head(url)
+                trips_after = await round_trips(url, redis_url)
+                report.postgres_transactions_in_window = (
+                    trips_after.postgres_transactions - trips_before.postgres_transactions
+                )
+                report.redis_commands_in_window = trips_after.redis_commands - trips_before.redis_commands
                 report.load_after = os.getloadavg()
                 for task in probing:
                     task.cancel()
@@ -922,6 +958,12 @@ def format_report(r: Report) -> str:
         _row("events in a charger's stream at the end (mean)", f"{r.charger_stream_events:.0f}"),
         *_load_rows(r.charger_load),
         _row("append transactions (group commits) per complete session", f"{r.transactions_per_session:.1f}"),
+        _row(
+            "round trips per complete session: Postgres transactions (every client's, the drivers' "
+            "subscription too) / Redis commands",
+            f"{r.postgres_transactions_in_window / max(r.completed_in_window, 1):.1f} / "
+            f"{r.redis_commands_in_window / max(r.completed_in_window, 1):.1f}",
+        ),
         _row(
             "events appended per second (window)",
             f"{r.events_in_window / max(r.window_seconds, 1e-9):,.0f}",

@@ -1,4 +1,4 @@
-"""The write side's directories: id token holders, remembered once known (their rows never change)."""
+"""The write side's directories: token holders and transactions, remembered once known (rows never change)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import uuid
 
 import asyncpg
 
-from csms.directories import IdTokenDirectory
+from csms.directories import IdTokenDirectory, TransactionDirectory
 
 
 async def test_a_token_is_held_by_the_first_driver_to_claim_it_whatever_its_case(pool: asyncpg.Pool) -> None:
@@ -36,3 +36,18 @@ async def test_a_known_holder_is_answered_without_a_read(pool: asyncpg.Pool) -> 
     assert await fresh.owner(token) == driver
     assert not await fresh.claim(token, uuid.uuid4())
     assert await IdTokenDirectory(pool).owner(token) is None  # a directory that never saw it reads the table
+
+
+async def test_a_transaction_allocated_here_is_found_without_a_read(pool: asyncpg.Pool) -> None:
+    transactions = TransactionDirectory(pool)
+    charger, session = uuid.uuid4(), uuid.uuid4()
+    ref = await transactions.allocate_16(charger, f"start-{uuid.uuid4().hex}", session)
+    linked = await transactions.link(charger, f"TX-{uuid.uuid4().hex[:8]}", uuid.uuid4())
+    assert ref.created
+    assert ref.session_id == session
+    # Rows never change in production; removing them here shows that the readings' lookups need no read.
+    await pool.execute("DELETE FROM charger_transactions WHERE charger_id = $1", charger)
+
+    assert await transactions.find(charger, ref.transaction_id) == session
+    assert await transactions.find(charger, linked.transaction_id) == linked.session_id
+    assert await TransactionDirectory(pool).find(charger, ref.transaction_id) is None
