@@ -96,6 +96,11 @@ class TransactionDirectory:
         session_id = self._remember(charger_id, row["transaction_id"], _uuid(row["session_id"]))
         return TransactionRef(row["transaction_id"], session_id, row["created"])
 
+    def forget_ended(self, charger_id: UUID, transaction_id: str) -> None:
+        """Stop remembering a transaction that has ended (its row stays): what a charger might still send
+        about it is looked up again."""
+        self._known.pop((charger_id, transaction_id), None)
+
     async def find(self, charger_id: UUID, transaction_id: str) -> UUID | None:
         known = self._known.get((charger_id, transaction_id))
         if known is not None:

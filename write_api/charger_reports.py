@@ -344,6 +344,10 @@ class ChargerReports:
                 _log.warning(
                     "transaction anomaly: %s", stop_anomaly, extra={"transaction_id": transaction_id}
                 )
+            if not session.is_active:
+                # Done here: keep the cache and the directory's memory for the sessions still running.
+                self._repository.forget(session_id)
+                self._transactions.forget_ended(charger_id, transaction_id)
             return session_id
         raise AssertionError("unreachable")
 

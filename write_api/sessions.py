@@ -131,6 +131,8 @@ class SessionService:
             protocol=charger.protocol if charger.is_connected else None,
         )
         _raise_unless_answered(outcome, charger.charge_point_id)
+        # The rest of the session is the charger's (its stop, then the price): this process is done with it.
+        self._repository.forget(session_id)
         return SessionAnswer(session_id, session.status, charger_status=outcome.charger_status)
 
     async def _request(
@@ -221,6 +223,8 @@ class SessionService:
                 if attempt == self._retries:
                     raise
                 continue
+            if not session.is_active:
+                self._repository.forget(session_id)
             return max((r.position for r in results), default=0)
         raise AssertionError("unreachable")
 

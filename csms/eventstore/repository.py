@@ -154,6 +154,12 @@ class Repository:
         cached = self._cache.get(aggregate_id)
         return cached if isinstance(cached, cls) else None
 
+    def forget(self, aggregate_id: UUID) -> None:
+        """Drop the cached copy of an aggregate this process is done with (a session that ended), so that
+        the cache keeps what is still in use; a later `get` reads it whole again."""
+        if self._cache is not None:
+            self._cache.evict(aggregate_id)
+
     def _caught_up(self, aggregate_id: UUID, cached: Any, newer: Sequence[RecordedEvent]) -> Any:
         """The cached aggregate with `newer` applied. Another caller may have refreshed (or saved) while
         this one read: apply only what the cached state still lacks. No await between check and mutation."""

@@ -44,6 +44,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol, cast
 
 import orjson
@@ -309,30 +310,9 @@ class CommandRouter:
             )
 
     async def _consume_replies(self) -> None:
-        # Like the request stream, this one has no other reader and a key new with every process.
-        last_id: bytes | str = "0-0"
-        stream = self._replies_key(self.instance_id)
-        retry = 0.1
-        while True:
-            try:
-                response: Any = await self._redis.xread(
-                    {stream: last_id}, count=1000, block=self._read_block_ms
-                )
-            except RedisTimeoutError:
-                continue  # a read the client gave up on (a busy event loop): the entries are still there
-            except RedisError as error:
-                _log.warning("cannot read command replies from Redis, retrying in %.1fs: %r", retry, error)
-                await asyncio.sleep(retry)
-                retry = min(retry * 2, 5.0)
-                continue
-            retry = 0.1
-            streams = response.items() if isinstance(response, dict) else (response or [])
-            for _name, entries in streams:
-                for entry_id, fields in entries:
-                    last_id = entry_id
-                    self._deliver(fields)
+        await self._follow(self._replies_key(self.instance_id), "command replies", 1000, self._deliver)
 
-    def _deliver(self, fields: dict[bytes, bytes]) -> None:
+    async def _deliver(self, fields: dict[bytes, bytes]) -> None:
         try:
             reply = orjson.loads(fields[b"reply"])
             request_id = str(reply["id"])
@@ -409,17 +389,36 @@ class CommandRouter:
                 _log.warning("could not refresh the charger registry: %r", error)
 
     async def _consume(self) -> None:
-        # This instance's stream has no other reader and its id is new with every process: read all of it.
+        await self._follow(self._stream_key(self.instance_id), "commands", 100, self._start_serving)
+
+    async def _start_serving(self, fields: dict[bytes, bytes]) -> None:
+        # Bounded concurrency: when every slot is busy, requests wait in the stream (and are still checked
+        # against their deadline when their turn comes).
+        await self._slots.acquire()
+        task = asyncio.create_task(self._serve(fields))
+        self._in_flight.add(task)
+        task.add_done_callback(self._served)
+
+    async def _follow(
+        self,
+        stream: str,
+        what: str,
+        count: int,
+        handle: Callable[[dict[bytes, bytes]], Awaitable[None]],
+    ) -> None:
+        """Hand each entry of one of this instance's streams to `handle`, in order, until cancelled. Such a
+        stream has no other reader and a key new with every process: it is read from its start."""
         last_id: bytes | str = "0-0"
-        stream = self._stream_key(self.instance_id)
         retry = 0.1
         while True:
             try:
                 response: Any = await self._redis.xread(
-                    {stream: last_id}, count=100, block=self._read_block_ms
+                    {stream: last_id}, count=count, block=self._read_block_ms
                 )
+            except RedisTimeoutError:
+                continue  # a read the client gave up on (a busy event loop): the entries are still there
             except RedisError as error:
-                _log.warning("cannot read commands from Redis, retrying in %.1fs: %r", retry, error)
+                _log.warning("cannot read %s from Redis, retrying in %.1fs: %r", what, retry, error)
                 await asyncio.sleep(retry)
                 retry = min(retry * 2, 5.0)
                 continue
@@ -428,12 +427,7 @@ class CommandRouter:
             for _name, entries in streams:
                 for entry_id, fields in entries:
                     last_id = entry_id
-                    # Bounded concurrency: when every slot is busy, requests wait in the stream (and are still
-                    # checked against their deadline when their turn comes).
-                    await self._slots.acquire()
-                    task = asyncio.create_task(self._serve(fields))
-                    self._in_flight.add(task)
-                    task.add_done_callback(self._served)
+                    await handle(fields)
 
     def _served(self, task: asyncio.Task[None]) -> None:
         self._slots.release()

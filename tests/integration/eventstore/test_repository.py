@@ -283,3 +283,19 @@ async def test_read_ahead_without_a_cache_reads_nothing(store: EventStore) -> No
 
     assert await uncached.read_ahead((counter.id, Counter)) == frozenset()
     assert uncached.peek(counter.id, Counter) is None
+
+
+async def test_a_forgotten_aggregate_is_read_whole_again(store: EventStore) -> None:
+    cache = AggregateCache()
+    repository = Repository(store, CODEC, cache)
+    counter = Counter(id=uuid.uuid4(), name="kWh", timestamp=AT)
+    counter.add(2, AT)
+    await repository.save(counter)
+    assert repository.peek(counter.id, Counter) is not None
+
+    repository.forget(counter.id)
+
+    assert repository.peek(counter.id, Counter) is None
+    again = await repository.get(counter.id, Counter)
+    assert (again.total, again.version) == (2, 2)
+    Repository(store, CODEC).forget(counter.id)  # without a cache there is nothing to forget

@@ -70,6 +70,16 @@ async def test_a_stop_after_another_process_wrote_to_the_session_still_prices_it
             call16.StopTransaction(meter_stop=9_000, timestamp=_iso(), transaction_id=start.transaction_id)
         )
 
+    # Ended: the gateway keeps neither the session nor its transaction id in memory any more.
+    assert gateway_env.repository.peek(session_id, ChargingSession) is None
+    assert (
+        gateway_env.transactions._known.get((charger_id_for(charge_point_id), str(start.transaction_id)))
+        is None
+    )
+    assert (
+        await gateway_env.transactions.find(charger_id_for(charge_point_id), str(start.transaction_id))
+        == session_id
+    )
     priced = await gateway_env.repository.get(session_id, ChargingSession, refresh=True)
     assert priced.status is SessionStatus.PRICED
     assert [r.energy_wh for r in priced.readings] == [4_000]
