@@ -25,9 +25,13 @@ class AggregateCache:
 
     Only committed state is cached: `Repository.save` puts an aggregate back after its events commit,
     and evicts it when the commit fails, so a cached aggregate never holds events the log lacks.
+
+    The default size holds a large gateway's whole fleet with its running sessions (ended ones are
+    forgotten), so that a charger idle for hours is not read whole again when it next reports (a Charger
+    with two EVSEs, connected and booted, takes about 1.7 KiB).
     """
 
-    def __init__(self, max_size: int = 10_000) -> None:
+    def __init__(self, max_size: int = 50_000) -> None:
         self._items: OrderedDict[UUID, Any] = OrderedDict()
         self._max_size = max_size
 
