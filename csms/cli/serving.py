@@ -9,6 +9,8 @@ from typing import NoReturn
 
 from aiohttp import web
 
+from csms.web.access_log import StructuredAccessLogger
+
 _log = logging.getLogger(__name__)
 
 # In-flight requests get this long to finish when the process is asked to stop.
@@ -31,6 +33,7 @@ async def serve_app(
     runner = web.AppRunner(
         app,
         access_log=logging.getLogger("aiohttp.access") if access_log else None,
+        access_log_class=StructuredAccessLogger,
         shutdown_timeout=_SHUTDOWN_TIMEOUT_SECONDS,
     )
     await runner.setup()
