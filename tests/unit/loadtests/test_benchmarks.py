@@ -10,6 +10,8 @@ from typing import Any, cast
 import aiohttp
 
 from loadtests.bench_ingest import LeanCharger, Report, Row, format_report
+from loadtests.bench_lifecycle import Baseline, Plan
+from loadtests.bench_lifecycle import Report as LifecycleReport
 from loadtests.bench_storm import Experiment, _timeline
 from loadtests.drivers import Window, paced_sessions
 from loadtests.scratch import Channel, gateway_argv, histogram_state, merged_histogram
@@ -151,3 +153,18 @@ async def test_paced_sessions_start_at_the_rate_on_free_drivers_and_count_the_st
     # Two drivers, each busy 50 ms, take at most 40 of the 100 starts a second: the rest are skipped.
     assert pace.skipped >= pace.asked // 3
     assert most <= 2
+
+
+def _lifecycle_report(rate: float, sessions_per_s: float) -> LifecycleReport:
+    plan = Plan(400, 60, 5, 1.0, 0.5, "separate", None, rate)
+    report = LifecycleReport(plan, {}, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), Baseline(1.0, 1.0))
+    report.sessions_per_s = sessions_per_s
+    return report
+
+
+def test_the_lifecycle_rate_is_met_by_capacity_in_a_closed_loop_and_by_delivery_at_a_rate() -> None:
+    assert _lifecycle_report(0, 100.0).checks["sessions_per_s"]
+    assert not _lifecycle_report(0, 99.9).checks["sessions_per_s"]
+    assert _lifecycle_report(100, 99.9).checks["sessions_per_s"]  # the window's edges
+    assert not _lifecycle_report(100, 98.0).checks["sessions_per_s"]
+    assert not _lifecycle_report(50, 50.0).checks["sessions_per_s"]  # delivered, but below the target
