@@ -8,7 +8,7 @@ flush_on_commit=False)`), which spares every POST two disk flushes. A claim is o
 appends its events (that commit flushes all the WAL before it). An answer written after the request's last
 append may be lost if Postgres crashes within a moment of it: its key is then an unanswered claim, which a
 retry with the same body takes over once the claim's `lease` has run out, as it does the claim of a request
-whose write API process died; the request then runs again, as it would under a new key.
+whose write API process died; the request then runs again, as it would under a new key (ADR 0008).
 """
 
 from __future__ import annotations
