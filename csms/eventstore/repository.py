@@ -98,24 +98,11 @@ class Repository:
         ids = [aggregate_id for aggregate_id, _ in wanted]
         if len(set(ids)) != len(ids):
             raise ValueError("an aggregate is asked for twice")
-        cached = {
-            aggregate_id: aggregate
-            for aggregate_id in ids
-            if self._cache is not None and (aggregate := self._cache.get(aggregate_id)) is not None
-        }
-        recorded = await self._store.read_streams(
-            {
-                aggregate_id: cached[aggregate_id].version if aggregate_id in cached else 0
-                for aggregate_id in ids
-            }
-        )
+        latest = await self._latest(wanted)
         found: list[Any] = []
         for aggregate_id, cls in wanted:
-            if aggregate_id in cached:
-                aggregate = self._caught_up(aggregate_id, cached[aggregate_id], recorded[aggregate_id])
-                found.append(_detached(_checked(aggregate, cls, aggregate_id)))
-            else:
-                found.append(self._rebuilt(aggregate_id, cls, recorded[aggregate_id]))
+            aggregate = _checked(latest[aggregate_id], cls, aggregate_id)
+            found.append(_detached(aggregate) if self._cache is not None else aggregate)
         return tuple(found)
 
     async def read_ahead(self, *wanted: tuple[UUID, type[Any]]) -> frozenset[UUID]:
@@ -127,25 +114,32 @@ class Repository:
         """
         if self._cache is None or not wanted:
             return frozenset()
-        ids = list(dict.fromkeys(aggregate_id for aggregate_id, _ in wanted))
-        cached = {aggregate_id: self._cache.get(aggregate_id) for aggregate_id in ids}
+        latest = await self._latest(wanted)
+        return frozenset(a_id for a_id, cls in wanted if isinstance(latest[a_id], cls))
+
+    async def _latest(self, wanted: Sequence[tuple[UUID, type[Any]]]) -> dict[UUID, Any]:
+        """Each aggregate at its latest version (None when it has no events), read in one round trip: the
+        cached ones brought up to date in the cache, the others rebuilt (and cached, if of the type asked)."""
+        cached = {
+            aggregate_id: self._cache.get(aggregate_id) if self._cache is not None else None
+            for aggregate_id, _ in wanted
+        }
         recorded = await self._store.read_streams(
             {aggregate_id: (c.version if c is not None else 0) for aggregate_id, c in cached.items()}
         )
-        current: set[UUID] = set()
+        latest: dict[UUID, Any] = {}
         for aggregate_id, cls in wanted:
             known = cached[aggregate_id]
             if known is not None:
-                aggregate = self._caught_up(aggregate_id, known, recorded[aggregate_id])
+                latest[aggregate_id] = self._caught_up(aggregate_id, known, recorded[aggregate_id])
             elif recorded[aggregate_id]:
                 aggregate = self._replayed(recorded[aggregate_id])
-                if isinstance(aggregate, cls):
+                if self._cache is not None and isinstance(aggregate, cls):
                     self._keep(aggregate)
+                latest[aggregate_id] = aggregate
             else:
-                continue
-            if isinstance(aggregate, cls):
-                current.add(aggregate_id)
-        return frozenset(current)
+                latest[aggregate_id] = None
+        return latest
 
     def peek(self, aggregate_id: UUID, cls: type[A]) -> A | None:
         """The cached copy as last committed here, perhaps behind the log, or None when none is cached.
