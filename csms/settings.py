@@ -127,9 +127,9 @@ class Settings:
     )
     gc_freeze_seconds: float = _setting(
         "CSMS_GC_FREEZE_SECONDS",
-        60.0,
-        "Every this many seconds a process freezes its surviving objects out of full garbage collections,"
-        " and it freezes the survivors of each full collection (0: neither).",
+        1.0,
+        "Every this many seconds a process collects its young objects and freezes the survivors out of later"
+        " garbage collections, and it freezes the survivors of each full collection (0: neither).",
     )
     gc_young_objects: int = _setting(
         "CSMS_GC_YOUNG_OBJECTS",

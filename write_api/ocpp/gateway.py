@@ -164,6 +164,7 @@ class Gateway:
         try:
             await self._serve(websocket, charge_point_id, charger_id, version, charger.boot is not None)
         finally:
+            _release_connection(request, websocket)
             self._handlers_running -= 1
             if self._handlers_running == 0:
                 self._idle.set()
@@ -351,6 +352,30 @@ def _authenticated(request: web.Request, charge_point_id: str, password_hash: st
     return (
         bool(separator) and username == charge_point_id and verify_charger_password(password, password_hash)
     )
+
+
+def _release_connection(request: web.Request, websocket: web.WebSocketResponse) -> None:
+    """Break the reference cycles aiohttp (3.14) leaves around a connection that has ended, so that reference
+    counting frees its transport, request and buffers at once.
+
+    The collector would find these cycles, but the gateway freezes long-lived objects out of its reach
+    (`csms.observability.gc_pauses`): every connection older than a freeze would stay for good. Measured with
+    300 chargers dropping off: 16,652 objects in cycles before, none after. The cycles:
+    - the error that ended the connection (`exception()`, typically writing the close frame to a transport
+      that is already gone) keeps a traceback whose frames hold the websocket;
+    - the request's protocol keeps the websocket's data-received callback after the connection is lost;
+    - a connection lost without a close frame can leave the ping timer scheduled, and the websocket holds it.
+    Two of the three are private to aiohttp; tests/integration/gateway/test_robustness.py fails if a new
+    version leaves a dropped connection alive again.
+    """
+    error = websocket.exception()
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        error.__traceback__ = None
+        error = error.__cause__ or error.__context__
+    request.protocol._data_received_cb = None
+    websocket._cancel_heartbeat()
 
 
 def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> web.Response:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import logging
 import os
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -320,3 +322,44 @@ async def test_a_charger_that_hangs_up_during_the_upgrade_is_counted_not_logged_
 
     assert REGISTRY.get_sample_value("csms_ocpp_connections_refused_total", {"reason": "gone"}) == gone + 1
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize("drop", ["reset", "hang_up"])
+async def test_a_dropped_connection_is_freed_at_once_not_left_to_the_garbage_collector(
+    gateway_env: GatewayEnv, drop: str
+) -> None:
+    """A charger whose network drops must not leave its connection (transport, request, buffers) in a
+    reference cycle: the gateway freezes long-lived objects out of the collector's reach
+    (`csms.observability.gc_pauses`), so a cycle among them would never be freed, a leak per reconnect."""
+    charge_point_id, password = await gateway_env.register_charger()
+    gc.disable()  # only reference counting may free it
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", _port(gateway_env.url))
+        auth = basic_auth(charge_point_id, password)["Authorization"]
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            f"GET /ocpp/{charge_point_id} HTTP/1.1\r\nHost: csms\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Protocol: ocpp1.6\r\nAuthorization: {auth}\r\n\r\n".encode()
+        )
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+        await gateway_env.wait_for(charge_point_id, "Charger.Connected")
+        connection = weakref.ref(gateway_env.gateway.connections[charge_point_id])
+        websocket = weakref.ref(gateway_env.gateway.connections[charge_point_id].websocket)
+        if drop == "reset":
+            writer.transport.abort()  # the network drops: no close frame
+        else:
+            writer.close()  # the charger hangs up without a close frame: its socket is gone when told goodbye
+        await gateway_env.wait_for(charge_point_id, "Charger.Disconnected")
+        for _ in range(50):  # the handler's last steps after the disconnect is recorded
+            if connection() is None and websocket() is None:
+                break
+            await asyncio.sleep(0.02)
+        assert connection() is None
+        assert websocket() is None
+    finally:
+        gc.enable()
+
+
+def _port(url: str) -> int:
+    return int(url.split(":")[2].split("/")[0])
