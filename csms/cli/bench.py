@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import pkgutil
+from collections.abc import Iterator, Mapping
 
 import click
 
@@ -55,18 +56,46 @@ class _BenchmarkGroup(click.Group):
         return found
 
 
+class _RunContext(Mapping[str, object]):
+    """A benchmark's context object: `settings`, and the `database_url` and `redis_url` of the configured
+    servers, or of embedded ones started on first use (so `csms bench NAME --help` starts nothing)."""
+
+    def __init__(self, ctx: click.Context, settings: Settings) -> None:
+        self._ctx = ctx
+        self._values: dict[str, object] = {"settings": settings}
+
+    def _resolve(self) -> None:
+        settings = self._values["settings"]
+        assert isinstance(settings, Settings)
+        servers = self._ctx.with_resource(resolve_servers(settings))
+        run(
+            wait_for_servers(
+                database_url=servers.database_url,
+                redis_url=servers.redis_url,
+                retry_seconds=settings.startup_retry_seconds,
+            )
+        )
+        self._values.update(database_url=servers.database_url, redis_url=servers.redis_url)
+
+    def __getitem__(self, key: str) -> object:
+        if key in _SERVER_KEYS and key not in self._values:
+            self._resolve()
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("settings", *_SERVER_KEYS))
+
+    def __len__(self) -> int:
+        return 1 + len(_SERVER_KEYS)
+
+
+_SERVER_KEYS = ("database_url", "redis_url")
+
+
 @click.group(cls=_BenchmarkGroup)
 @click.pass_context
 def bench(ctx: click.Context) -> None:
     """Benchmarks: our figures beside baselines measured in the same run (see docs/benchmarks.md)."""
     settings: Settings = ctx.obj
     configure_logging(settings.log_level)
-    servers = ctx.with_resource(resolve_servers(settings))
-    run(
-        wait_for_servers(
-            database_url=servers.database_url,
-            redis_url=servers.redis_url,
-            retry_seconds=settings.startup_retry_seconds,
-        )
-    )
-    ctx.obj = {"settings": settings, "database_url": servers.database_url, "redis_url": servers.redis_url}
+    ctx.obj = _RunContext(ctx, settings)

@@ -10,6 +10,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -186,6 +187,16 @@ async def test_bench_lists_the_benchmarks_in_loadtests() -> None:
 
     assert outcome.returncode == 0, outcome.stderr
     assert "append" in outcome.stdout
+
+
+async def test_a_benchmarks_help_starts_no_server(tmp_path: Path) -> None:
+    """Nothing configured: a benchmark run would start embedded Postgres and Redis, its --help must not."""
+    outcome = await _csms("bench", "fleet", "--help", env=_environment(CSMS_DATA_DIR=str(tmp_path)))
+
+    assert outcome.returncode == 0, outcome.stderr
+    assert "--chargers" in outcome.stdout
+    assert "embedded" not in outcome.stderr
+    assert os.listdir(tmp_path) == []
 
 
 async def test_projections_status_and_rebuild(empty_database_url: str, redis_url: str, run_id: str) -> None:
