@@ -24,8 +24,11 @@ young objects holding 128,000 references (waiting receive coroutines, their futu
 copies), and young and middle collections that paused the gateway 10 to 90 ms every few seconds. Collected
 and frozen every second, the young generation holds at most a second's survivors: fleet p99 fell from
 78-155 ms to 21 ms. The price is the collector's: a cycle among objects older than a second is never
-collected, so the code that owns long-lived objects must not leave cycles behind when it drops them (the
-gateway breaks those aiohttp leaves around a closed connection: `write_api.ocpp.gateway`).
+collected, so the code that owns long-lived objects must not leave cycles behind when it drops them: the
+gateway breaks those aiohttp leaves around a closed connection (`write_api.ocpp.gateway`), and error answers
+are returned, not raised, to aiohttp (`csms.web.problems`). Both were found by unfreezing a role after load
+and collecting with `gc.DEBUG_SAVEALL`; afterwards 300 dropped chargers and 300 error answers on keep-alive
+connections left no cycle (before: about 46 and 49 objects each).
 """
 
 from __future__ import annotations
