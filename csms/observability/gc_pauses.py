@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import Histogram
+from prometheus_client import Gauge, Histogram
 
 _log = logging.getLogger(__name__)
 
@@ -49,6 +49,11 @@ PAUSES = Histogram(
     "Time the garbage collector held the process, by generation collected.",
     ["generation"],
     buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+FROZEN = Gauge(
+    "csms_gc_frozen_objects",
+    "Objects frozen out of garbage collection in a CSMS process (growth without more load: leaked cycles).",
+    multiprocess_mode="liveall",
 )
 LONG_PAUSE_SECONDS = 0.1
 _started: list[float] = []
@@ -96,9 +101,14 @@ def stop_watching_gc_pauses() -> None:
     _unhook(_on_gc)
 
 
+def _freeze() -> None:
+    gc.freeze()
+    FROZEN.set(gc.get_freeze_count())
+
+
 def _freeze_after_full(phase: str, info: dict[str, Any]) -> None:
     if phase == "stop" and info.get("generation") == 2:
-        gc.freeze()
+        _freeze()
 
 
 def freeze_after_full_collections() -> None:
@@ -134,7 +144,7 @@ def collect_young_every(objects: int) -> None:
 def freeze_survivors() -> None:
     """Collect the young generations, then move every surviving object out of the collector's reach."""
     gc.collect(1)
-    gc.freeze()
+    _freeze()
 
 
 async def freeze_long_lived(interval: float) -> None:
