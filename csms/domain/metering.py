@@ -7,7 +7,7 @@ from csms.domain.errors import InvalidValue
 from csms.domain.validation import require_aware, require_int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MeterReading:
     """What the charger measured at one instant (OCPP MeterValues sampled values).
 
