@@ -8,10 +8,10 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from csms.domain.append_only import AppendOnly
 from csms.domain.errors import InvalidState, InvalidValue
 from csms.domain.id_tokens import IdToken
 from csms.domain.location import require_time_zone
+from csms.domain.meter_readings import MeterReadings
 from csms.domain.metering import MeterReading, charging_ended_at, energy_timeline
 from csms.domain.money import Money
 from csms.domain.pricing import PriceBreakdown, SessionFacts, price_session
@@ -247,7 +247,7 @@ class ChargingSession(Aggregate):
         self.started_at: datetime | None = None
         self.tariff: TariffSnapshot | None = None
         self.time_zone: str | None = None
-        self.readings: AppendOnly[MeterReading] = AppendOnly()
+        self.readings = MeterReadings()
         self.meter_stop_wh: int | None = None
         self.stopped_at: datetime | None = None
         self.stop_reason: StopReason | None = None
@@ -310,8 +310,10 @@ class ChargingSession(Aggregate):
             return 0
         if self.meter_stop_wh is not None:
             return max(0, self.meter_stop_wh - self.meter_start_wh)
-        registers = [r.energy_wh for r in self.readings if r.energy_wh is not None]
-        return max(0, registers[-1] - self.meter_start_wh) if registers else 0
+        for reading in reversed(self.readings):
+            if reading.energy_wh is not None:
+                return max(0, reading.energy_wh - self.meter_start_wh)
+        return 0
 
     @property
     def charging_ended_at(self) -> datetime | None:

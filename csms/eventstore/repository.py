@@ -262,7 +262,7 @@ def _detached(aggregate: A) -> A:
 
     Aggregate state is immutable values (frozen value objects, tuples, strings) held in attributes, plus a few
     dicts, lists and sets that commands change in place: copying those one level deep is enough, and keeps the
-    cost independent of history (a session's growing readings, an immutable `AppendOnly`, are shared, never
+    cost independent of history (a session's growing readings, an immutable `MeterReadings`, are shared, never
     copied). This runs on every command, so it builds the clone directly rather than through `copy.copy`'s
     reduce protocol, copies the attribute dict in one call and replaces only the containers (matched by exact
     type, which is what aggregates hold: half the time of an `isinstance` test per attribute).
