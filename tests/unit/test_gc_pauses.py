@@ -38,8 +38,6 @@ def test_surviving_objects_are_frozen_out_of_full_collections() -> None:
     try:
         freeze_survivors()
         assert gc.get_freeze_count() >= len(survivors)
-        # exported, so that a leak among frozen objects shows on the dashboard
-        assert REGISTRY.get_sample_value("csms_gc_frozen_objects") == gc.get_freeze_count()
     finally:
         gc.unfreeze()
 
