@@ -141,7 +141,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        return _response(error if error.content_type == PROBLEM_JSON else _as_problem(error))
+        return _response(error) if error.content_type == PROBLEM_JSON else _as_problem(error)
     except asyncio.CancelledError:
         raise
     except _UNAVAILABLE as error:
@@ -174,7 +174,7 @@ def _response(error: web.HTTPException) -> web.Response:
     return web.Response(status=error.status, reason=error.reason, body=error.body, headers=headers)
 
 
-def _as_problem(error: web.HTTPException) -> web.HTTPException:
+def _as_problem(error: web.HTTPException) -> web.Response:
     default_text = f"{error.status}: {error.reason}"
     detail = error.text if error.text and error.text != default_text else None
     kept = {
@@ -183,7 +183,7 @@ def _as_problem(error: web.HTTPException) -> web.HTTPException:
         if name.lower() not in {"content-type", "content-length"}
     }
     title = error.reason or HTTPStatus(error.status).phrase
-    return problem_error(error.status, title, detail, headers=kept)
+    return problem(error.status, title, detail, headers=kept)
 
 
 def _escape_pointer(name: str) -> str:
