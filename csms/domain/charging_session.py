@@ -415,7 +415,7 @@ class ChargingSession(Aggregate):
         require_aware(at, "at")
         if self.status is not SessionStatus.STARTED or self.started_at is None:
             return
-        newest = self.readings[-1].measured_at if self.readings else self.started_at
+        newest = self.readings.last_measured_at or self.started_at
         fresh: dict[datetime, MeterReading] = {}
         for reading in sorted(readings, key=lambda r: r.measured_at):
             if reading.measured_at > newest and not reading.is_empty:

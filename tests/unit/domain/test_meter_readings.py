@@ -33,6 +33,8 @@ def test_a_reading_comes_back_as_recorded() -> None:
     assert readings[-1].measured_at.tzinfo is UTC
     assert readings[2].energy_wh is None
     assert readings[2].power_w == -3_000
+    assert readings.last_measured_at == recorded[-1].measured_at
+    assert MeterReadings().last_measured_at is None
 
 
 def test_values_beyond_64_bits_are_kept_too() -> None:
