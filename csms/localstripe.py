@@ -2,9 +2,10 @@
 
 `python -m csms.localstripe --port N` serves localstripe's own application on 127.0.0.1 only (its own
 launcher listens on every interface), keeps its state in a file we choose or only in memory (its own
-launcher rewrites /tmp/localstripe.pickle, shared by every instance, after every change, which also makes a
-thousand charges quadratic), and lets a publishable key create PaymentMethods as real Stripe does, so a
-client tokenizes a card the same way against both.
+launcher rewrites /tmp/localstripe.pickle, shared by every instance, after every change), finds a type's
+objects through an index rather than a scan of everything it holds (so a payment costs the same after
+thousands of them), and lets a publishable key create PaymentMethods as real Stripe does, so a client
+tokenizes a card the same way against both.
 
 `running_localstripe` starts that as a subprocess and `configure_webhook` points its webhooks at us.
 """
@@ -63,7 +64,60 @@ async def _publishable_key_may_create_payment_methods(
 
 
 def _keep_store_in(path: Path | None) -> None:
+    """The store indexed by object type, kept in `path` (or only in memory), written once per request.
+
+    localstripe lists the objects of a type (a charge's refunds, which every charge it returns or sends in an
+    event reads more than once) by scanning its whole store, so each payment cost more than the one before:
+    16 ms of its CPU per PaymentIntent after 2,500 of them, which made it the bottleneck of a long load run.
+    It also rewrote its file after every change as well as after every request; once per request is enough.
+    """
     from localstripe import resources
+    from localstripe.errors import UserError
+
+    by_type: dict[str, dict[str, Any]] = {}
+
+    def type_of(key: object) -> str | None:
+        # Objects are stored as "type:id"; a few singletons (the balance) under their type alone.
+        kind, colon, _ = key.partition(":") if isinstance(key, str) else ("", "", "")
+        return kind if colon else None
+
+    def index(store: Any) -> None:
+        by_type.clear()
+        for key, value in store.items():
+            kind = type_of(key)
+            if kind is not None:
+                by_type.setdefault(kind, {})[key] = value
+
+    def set_item(store: Any, key: Any, value: Any) -> None:
+        dict.__setitem__(store, key, value)
+        kind = type_of(key)
+        if kind is not None:
+            by_type.setdefault(kind, {})[key] = value
+
+    def del_item(store: Any, key: Any) -> None:
+        dict.__delitem__(store, key)
+        kind = type_of(key)
+        if kind is not None:
+            by_type.get(kind, {}).pop(key, None)
+
+    def clear(store: Any) -> None:
+        dict.clear(store)
+        by_type.clear()
+
+    def list_all(
+        cls: type[Any],
+        /,
+        url: str | None,
+        limit: int | None = None,
+        starting_after: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        # localstripe's own StripeObject._api_list_all, reading the type's index instead of every object.
+        if kwargs:
+            raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
+        listed = resources.List(url, limit=limit, starting_after=starting_after)
+        listed._list = list(by_type.get(cls.object, {}).values())
+        return listed
 
     def dump(store: Any) -> None:
         if path is not None:
@@ -75,10 +129,15 @@ def _keep_store_in(path: Path | None) -> None:
     def load(store: Any) -> None:
         if path is not None and path.exists():
             with path.open("rb") as file:
-                store.update(pickle.load(file))  # noqa: S301 - our own file, written just above
+                dict.update(store, pickle.load(file))  # noqa: S301 - our own file, written just above
+        index(store)
 
+    resources.Store.__setitem__ = set_item
+    resources.Store.__delitem__ = del_item
+    resources.Store.clear = clear
     resources.Store.dump_to_disk = dump
     resources.Store.try_load_from_disk = load
+    resources.StripeObject._api_list_all = classmethod(list_all)
     resources.store.try_load_from_disk()
 
 
