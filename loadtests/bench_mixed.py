@@ -71,6 +71,7 @@ from loadtests.scratch import (
     machine_busy_percent,
     merged_histogram,
     named_pids,
+    pids_running,
     postgres_pids,
     postmaster_pid,
     raise_open_files_limit,
@@ -578,6 +579,7 @@ async def run(database_url: str, redis_url: str, plan: Plan) -> Report:
                     fleet_process,
                     nearby_process,
                     drivers_process,
+                    stripe_port=stripe_url.rsplit(":", 1)[1],
                 )
             report.server_errors = server_errors([s.log_path for s in servers.values()])
     return report
@@ -594,6 +596,8 @@ async def _phases(
     fleet: ClientProcesses,
     nearby: ClientProcesses,
     drivers: ClientProcesses,
+    *,
+    stripe_port: str,
 ) -> None:
     await fleet.expect_all("ready", within=120)
     await nearby.expect_all("ready", within=120)
@@ -637,6 +641,9 @@ async def _phases(
             "fleet simulator": lambda: fleet.pids,
             "nearby load": lambda: nearby.pids,
             "drivers": lambda: drivers.pids,
+            # Stripe's stand-in, which production does not run, and the bench's own sampling.
+            "localstripe": lambda: pids_running("csms.localstripe", "--port", stripe_port),
+            "bench (lag and memory sampling)": lambda: [os.getpid()],
         }
         meter = CpuMeter(groups)
         machine_before = psutil.cpu_times()

@@ -516,6 +516,16 @@ def named_pids(name: str) -> list[int]:
     return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == name]
 
 
+def pids_running(*arguments: str) -> list[int]:
+    """The processes whose command line holds `arguments` in a row (a module and its port, say)."""
+    wanted, found = list(arguments), []
+    for process in psutil.process_iter(["cmdline"]):
+        line = process.info["cmdline"] or []
+        if any(line[i : i + len(wanted)] == wanted for i in range(len(line) - len(wanted) + 1)):
+            found.append(process.pid)
+    return found
+
+
 def machine_busy_percent(before: Any, after: Any) -> float:
     """Share of all cores' time not idle between two `psutil.cpu_times()` (everyone's load, ours or not)."""
     total = sum(after) - sum(before)
