@@ -31,7 +31,7 @@ import random
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -344,6 +344,9 @@ class Phase:
     lag_p99_ms: dict[str, float] = field(default_factory=dict)
     lag_samples: int = 0
     notify_floor_p99_ms: float = 0.0
+    cpu_percent: dict[str, float] = field(default_factory=dict)
+    """Each process group's CPU in the phase, % of one core."""
+    machine_busy_percent: float = 0.0
 
     @property
     def worst_lag_p99_ms(self) -> float:
@@ -392,8 +395,6 @@ class Report:
     ramp_errors: dict[str, int] = field(default_factory=dict)
     """The fleet's errors before it settled (its ramp-up): not part of the objective."""
     server_errors: dict[str, int] = field(default_factory=dict)
-    cpu_percent: dict[str, float] = field(default_factory=dict)
-    machine_busy_percent: float = 0.0
 
     @property
     def delivered(self) -> dict[str, bool]:
@@ -609,6 +610,19 @@ async def _phases(
     report.settle_seconds = settled["seconds"]
     report.sign_up_seconds = signed_up["sign_up_seconds"]
     errors: Counter[str] = Counter()
+    meter = CpuMeter(
+        {
+            **{role: _pid_of(server) for role, server in servers.items()},
+            "postgres": lambda: postgres_pids(postmaster, database_name(url)),
+            "redis": lambda: named_pids("redis-server"),
+            "fleet simulator": lambda: fleet.pids,
+            "nearby load": lambda: nearby.pids,
+            "drivers": lambda: drivers.pids,
+            # Stripe's stand-in, which production does not run, and the bench's own sampling.
+            "localstripe": lambda: pids_running("csms.localstripe", "--port", stripe_port),
+            "bench (lag and memory sampling)": lambda: [os.getpid()],
+        }
+    )
     pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
     redis = redis_client(redis_url, max_connections=8)
     try:
@@ -617,7 +631,11 @@ async def _phases(
         sampler = LagSampler(pool, redis, prefix, url)
         fleet.send_all("window")
         nearby.send_all("run", {"rate": probe, "warmup": 0.0, "seconds": plan.baseline_seconds})
+        meter.start()
+        machine_before = psutil.cpu_times()
         await sample_lag(sampler, plan.baseline_seconds)
+        report.baseline.cpu_percent = meter.stop()
+        report.baseline.machine_busy_percent = machine_busy_percent(machine_before, psutil.cpu_times())
         fleet.send_all("lap")
         (lap,) = await fleet.expect_all("lap", within=_LAP_WITHIN_SECONDS)
         (measured,) = await nearby.expect_all("measured", within=120)
@@ -634,20 +652,8 @@ async def _phases(
         await asyncio.sleep(plan.warmup)
         fleet.send_all("lap")
         drivers.send_all("window")
-        groups: dict[str, Callable[[], Iterable[int]]] = {
-            **{role: _pid_of(server) for role, server in servers.items()},
-            "postgres": lambda: postgres_pids(postmaster, database_name(url)),
-            "redis": lambda: named_pids("redis-server"),
-            "fleet simulator": lambda: fleet.pids,
-            "nearby load": lambda: nearby.pids,
-            "drivers": lambda: drivers.pids,
-            # Stripe's stand-in, which production does not run, and the bench's own sampling.
-            "localstripe": lambda: pids_running("csms.localstripe", "--port", stripe_port),
-            "bench (lag and memory sampling)": lambda: [os.getpid()],
-        }
-        meter = CpuMeter(groups)
-        machine_before = psutil.cpu_times()
         meter.start()
+        machine_before = psutil.cpu_times()
         rss_after_warmup = {role: s.rss_bytes() for role, s in servers.items()}
         peaks = dict(rss_after_warmup)
         (warmup_lap,) = await fleet.expect_all("lap", within=_LAP_WITHIN_SECONDS)
@@ -655,8 +661,8 @@ async def _phases(
         sampler = LagSampler(pool, redis, prefix, url)
         await asyncio.gather(sample_lag(sampler, plan.seconds), _sample_rss(servers, peaks, plan.seconds))
         rss_end = {role: s.rss_bytes() for role, s in servers.items()}
-        report.cpu_percent = meter.stop()
-        report.machine_busy_percent = machine_busy_percent(machine_before, psutil.cpu_times())
+        report.mixed.cpu_percent = meter.stop()
+        report.mixed.machine_busy_percent = machine_busy_percent(machine_before, psutil.cpu_times())
         report.load_after = os.getloadavg()
         fleet.send_all("lap")
         drivers.send_all("stop")
@@ -863,9 +869,16 @@ def format_report(r: Report) -> str:
         ),
     ]
     lines += [
-        _row(f"CPU % of one core (window): {name}", f"{pct:.0f}") for name, pct in r.cpu_percent.items()
+        _row(f"CPU % of one core: {name}", f"{pct:.0f}", f"{r.baseline.cpu_percent.get(name, 0.0):.0f}")
+        for name, pct in r.mixed.cpu_percent.items()
     ]
-    lines.append(_row("machine CPU busy, all processes (% of 2 cores)", f"{r.machine_busy_percent:.0f}"))
+    lines.append(
+        _row(
+            f"machine CPU busy, all processes (% of {psutil.cpu_count()} cores)",
+            f"{r.mixed.machine_busy_percent:.0f}",
+            f"{r.baseline.machine_busy_percent:.0f}",
+        )
+    )
     settings = (
         " ".join(f"{k}={v}" for k, v in r.settings.items())
         + ", CSMS_DB_POOL_SIZE "
