@@ -30,6 +30,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from csms.eventstore.recorder import NOTIFY_CHANNEL
+from csms.eventstore.subscription import parse_notification
 from csms.redis_support import redis_client
 from loadtests.bench_fleet import SimulatorArgs, fleet_simulator
 from loadtests.scratch import (
@@ -163,7 +164,10 @@ class LagSampler:
             if now - self._last_notify_sample < SAMPLE_SECONDS:
                 return
             self._last_notify_sample = now
-            task = asyncio.ensure_future(self._notify_age(int(str(payload))))
+            head, _ = parse_notification(str(payload))
+            if head is None:
+                return
+            task = asyncio.ensure_future(self._notify_age(head))
             pending.add(task)
             task.add_done_callback(pending.discard)
 

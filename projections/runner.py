@@ -86,6 +86,7 @@ class ProjectionRunner:
         self.target = target
         self._watcher = watcher
         self._tail = LogTail(pool, codec, target.projector.topics, batch_size)
+        self._topics = frozenset(target.projector.topics)
         self._leadership = Leadership(database_url, lock_name(target.name))
         self._poll_interval = poll_interval
         self._standby_retry = standby_retry
@@ -144,7 +145,7 @@ class ProjectionRunner:
             self._head.saw(batch.head)
             if batch.checked_to <= checked:
                 metrics.LAG_SECONDS.labels(name).set(0)
-                await self._watcher.wait_beyond(checked, self._poll_interval)
+                await self._watcher.wait_beyond(checked, self._poll_interval, self._topics)
                 continue
             checked = batch.checked_to
             # Nothing of ours in what was read: record the move at most once per interval, so a quiet

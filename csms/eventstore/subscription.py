@@ -16,15 +16,21 @@ from csms.eventstore.records import RecordedEvent
 class HeadWatcher:
     """One LISTEN connection per process that tells waiting subscriptions the log moved on.
 
-    Notifications can be lost (a dropped connection, a restart), so waiters also wake on a timer:
-    NOTIFY is for latency, polling is for correctness.
+    Each notification names the new head and the topics of the batch that moved it (migration 0009), so a
+    waiter for some topics wakes only for a batch holding one of them: most appends (meter values, say) are
+    of no interest to most subscribers, and each wake-up costs a subscriber two reads of the log. A payload
+    without topics (a batch too varied to name them all) wakes everyone. Notifications can be lost (a
+    dropped connection, a restart), so waiters also wake on a timer: NOTIFY is for latency, polling is for
+    correctness.
     """
 
     def __init__(self, database_url: str) -> None:
         self._database_url = database_url
         self._connection: asyncpg.Connection | None = None
-        self._waiters: set[asyncio.Event] = set()
+        self._waiters: dict[asyncio.Event, frozenset[str] | None] = {}
         self.head = 0
+        self._untopical_head = 0  # the last head notified without topics: news for every waiter
+        self._topic_heads: dict[str, int] = {}
 
     async def start(self) -> None:
         self._connection = await asyncpg.connect(self._database_url)
@@ -38,22 +44,44 @@ class HeadWatcher:
             self._connection = None
 
     def _on_notify(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
-        with contextlib.suppress(ValueError, TypeError):
-            self.head = max(self.head, int(str(payload)))
-        for waiter in self._waiters:
-            waiter.set()
+        head, topics = parse_notification(str(payload))
+        if head is not None:
+            self.head = max(self.head, head)
+            if topics is None:
+                self._untopical_head = max(self._untopical_head, head)
+            for topic in topics or ():
+                self._topic_heads[topic] = max(self._topic_heads.get(topic, 0), head)
+        for waiter, wanted in self._waiters.items():
+            if wanted is None or topics is None or not wanted.isdisjoint(topics):
+                waiter.set()
 
-    async def wait_beyond(self, position: int, max_wait: float) -> None:
-        """Return when a notification says the head passed `position`, or after `max_wait` seconds."""
-        if self.head > position:
+    def head_for(self, topics: frozenset[str] | None) -> int:
+        """The highest head notified by a batch holding one of `topics` (any batch, for None)."""
+        if topics is None:
+            return self.head
+        return max(self._untopical_head, max((self._topic_heads.get(t, 0) for t in topics), default=0))
+
+    async def wait_beyond(self, position: int, max_wait: float, topics: frozenset[str] | None = None) -> None:
+        """Return when a notification says an event past `position` was appended (of one of `topics`, when
+        given), or after `max_wait` seconds."""
+        if self.head_for(topics) > position:
             return
         waiter = asyncio.Event()
-        self._waiters.add(waiter)
+        self._waiters[waiter] = topics
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(waiter.wait(), max_wait)
         finally:
-            self._waiters.discard(waiter)
+            del self._waiters[waiter]
+
+
+def parse_notification(payload: str) -> tuple[int | None, frozenset[str] | None]:
+    """A notification's head and batch topics: "1234 Charger.Booted Charger.Seen". Without topics (or
+    unreadable), None for them: the batch may hold any."""
+    head, *topics = payload.split() or [""]
+    if not head.isdigit():
+        return None, None
+    return int(head), frozenset(topics) if topics else None
 
 
 class Subscription:
@@ -81,6 +109,7 @@ class Subscription:
         self._watcher = watcher
         self._start_after = start_after
         self._topics = topics
+        self._wake_for = None if topics is None else frozenset(topics)
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self.position = 0
@@ -120,4 +149,4 @@ class Subscription:
                 self.position = events[-1].position
                 return events
             self.position = max(self.position, head)
-            await self._watcher.wait_beyond(self.position, self._poll_interval)
+            await self._watcher.wait_beyond(self.position, self._poll_interval, self._wake_for)

@@ -9,6 +9,8 @@ import asyncpg
 import pytest
 
 from csms.eventstore import EventStore, TrackingConflictError
+from csms.eventstore.recorder import NOTIFY_CHANNEL
+from csms.eventstore.subscription import HeadWatcher
 from tests.integration.eventstore.conftest import new_event
 
 
@@ -84,3 +86,45 @@ async def test_topic_filtered_subscription_skips_other_topics(store: EventStore)
     ) as subscription:
         events = await subscription.next_batch()
     assert [e.data["n"] for e in events] == [2]
+
+
+async def test_the_append_notification_names_the_new_head_and_the_batch_topics(
+    store: EventStore, database_url: str
+) -> None:
+    payloads: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(database_url)
+    try:
+        await listener.add_listener(NOTIFY_CHANNEL, lambda *args: payloads.put_nowait(str(args[3])))
+        await store.append(
+            uuid.uuid4(),
+            0,
+            [new_event(1, "Test.Seen"), new_event(2, "Test.Booted"), new_event(3, "Test.Seen")],
+        )
+        payload = await asyncio.wait_for(payloads.get(), 10)
+    finally:
+        await listener.close()
+
+    assert payload == f"{await store.head_position()} Test.Booted Test.Seen"
+
+
+async def test_a_waiter_for_some_topics_sleeps_through_batches_of_others(
+    store: EventStore, database_url: str
+) -> None:
+    watcher = HeadWatcher(database_url)
+    await watcher.start()
+    try:
+        head = await store.head_position()
+        wanted = asyncio.create_task(watcher.wait_beyond(head, 60.0, frozenset({"Test.Wanted", "Test.Also"})))
+        anything = asyncio.create_task(watcher.wait_beyond(head, 60.0))
+
+        await store.append(uuid.uuid4(), 0, [new_event(1, "Test.Other")])
+        await asyncio.wait_for(anything, 10)
+        await asyncio.sleep(0.2)  # the same notification reached both waiters by now
+        assert not wanted.done()
+
+        await store.append(uuid.uuid4(), 0, [new_event(2, "Test.Other"), new_event(3, "Test.Also")])
+        await asyncio.wait_for(wanted, 10)
+        # A later waiter whose position is behind that batch returns at once.
+        await asyncio.wait_for(watcher.wait_beyond(head, 60.0, frozenset({"Test.Also"})), 1)
+    finally:
+        await watcher.close()
